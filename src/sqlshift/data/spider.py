@@ -1,0 +1,182 @@
+"""Spider-format datasets: Spider dev/train, its robustness variants and the embedded demo.
+
+Every loader returns a :class:`SpiderSplit` holding only the examples whose sqlite database exists,
+plus the skipped ones with their reason, so callers can always report "n evaluated, m skipped".
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlshift.errors import DataError
+
+#: split name -> (examples file relative to the variant folder, question field, tables file, extra db folders)
+VARIANTS: dict[str, tuple[str, str, str]] = {
+    "dev": ("spider", "dev.json", "question"),
+    "train": ("spider", "train_spider.json", "question"),
+    "syn": ("spider_syn", "dev.json", "SpiderSynQuestion"),
+    "realistic": ("spider_realistic", "spider-realistic.json", "question"),
+    "dk": ("spider_dk", "Spider-DK.json", "question"),
+}
+
+
+@dataclass
+class SpiderExample:
+    """One question with its gold SQL. ``index`` is the position in the source file (stable id)."""
+
+    index: int
+    db_id: str
+    question: str
+    query: str
+    sql: dict[str, Any] | None = None  # the official parsed SQL when the file carries it (dev.json)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SpiderSplit:
+    """Evaluable examples of one split, the skipped ones, and where schemas and databases live."""
+
+    name: str
+    examples: list[SpiderExample]
+    skipped: list[SpiderExample]
+    skip_reasons: dict[str, int]
+    tables: dict[str, dict[str, Any]]
+    db_dirs: list[Path]
+
+    def db_path(self, db_id: str) -> Path:
+        """Path of ``db_id``'s sqlite file; raises DataError when no folder holds it."""
+        path = find_db(self.db_dirs, db_id)
+        if path is None:
+            raise DataError(f"database '{db_id}' not found under {', '.join(map(str, self.db_dirs))}",
+                            "check --spider-dir, or the db_id in your predictions")
+        return path
+
+    @property
+    def n_total(self) -> int:
+        return len(self.examples) + len(self.skipped)
+
+    def skip_summary(self) -> str:
+        """Human-readable account of what was skipped and why (never silent)."""
+        if not self.skipped:
+            return f"{self.name}: all {self.n_total} examples evaluable"
+        why = ", ".join(f"{n} {r}" for r, n in sorted(self.skip_reasons.items()))
+        return f"{self.name}: {len(self.examples)} of {self.n_total} evaluable; skipped {why}"
+
+
+def find_db(db_dirs: list[Path], db_id: str) -> Path | None:
+    """First ``<dir>/<db_id>/<db_id>.sqlite`` that exists, searching ``db_dirs`` in order."""
+    for d in db_dirs:
+        p = Path(d) / db_id / f"{db_id}.sqlite"
+        if p.is_file():
+            return p
+    return None
+
+
+def read_json(path: Path) -> Any:
+    """json.load with an error that names the file and the fix."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", "point --spider-dir / data settings at a Spider folder")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", "restore the file from the release") from e
+
+
+def load_tables(path: Path) -> dict[str, dict[str, Any]]:
+    """``tables.json`` as a dict keyed by db_id."""
+    return {t["db_id"]: t for t in read_json(path)}
+
+
+def resolve_variant_root(root: Path, split: str) -> tuple[Path, Path]:
+    """(folder holding the split file, the Spider folder holding tables.json and database/).
+
+    ``root`` may be a Spider folder itself (holding ``dev.json``) or a data folder holding ``spider/``,
+    ``spider_syn/`` ... as in the shared data card.
+    """
+    root = Path(root)
+    if split not in VARIANTS:
+        raise DataError(f"unknown split '{split}'", f"use one of {', '.join(VARIANTS)}")
+    sub, _, _ = VARIANTS[split]
+    if (root / "spider").is_dir():
+        return root / sub, root / "spider"
+    if sub == "spider":
+        return root, root
+    sibling = root.parent / sub
+    if sibling.is_dir():
+        return sibling, root
+    raise DataError(f"no folder '{sub}' beside {root}", f"put the {split} set in {sibling} or pass the data folder")
+
+
+def load_spider(root: str | Path, split: str = "dev", file: str | Path | None = None) -> SpiderSplit:
+    """Load a Spider-format split from a local folder.
+
+    ``split`` is ``dev``/``train`` or a robustness variant (``syn``, ``realistic``, ``dk``); ``file`` overrides
+    the examples file (any JSON list with ``db_id``, ``query`` and ``question``).
+    """
+    var_dir, spider_dir = resolve_variant_root(Path(root), split)
+    _, fname, qfield = VARIANTS[split]
+    path = Path(file) if file else var_dir / fname
+    tables_path = var_dir / "tables.json" if (var_dir / "tables.json").is_file() else spider_dir / "tables.json"
+    tables = load_tables(tables_path)
+    db_dirs = [d for d in (var_dir / "database", spider_dir / "database") if d.is_dir()]
+    db_dirs = list(dict.fromkeys(db_dirs))
+    rows = read_json(path)
+    if not isinstance(rows, list):
+        raise DataError(f"{path} must hold a JSON list of examples", "use the Spider release format")
+    return build_split(split, rows, qfield, tables, db_dirs, path)
+
+
+def build_split(name: str, rows: list[dict], qfield: str, tables: dict, db_dirs: list[Path], path: Path) -> SpiderSplit:
+    """Turn raw rows into examples, separating those whose database file is missing."""
+    examples: list[SpiderExample] = []
+    skipped: list[SpiderExample] = []
+    reasons: Counter[str] = Counter()
+    for i, row in enumerate(rows):
+        missing = [k for k in ("db_id", "query") if k not in row]
+        if missing or (qfield not in row and "question" not in row):
+            raise DataError(f"{path}: example {i} lacks {missing or [qfield]}", "each example needs db_id, query, question")
+        ex = SpiderExample(index=i, db_id=row["db_id"], question=row.get(qfield) or row["question"],
+                           query=row["query"], sql=row.get("sql"),
+                           extra={k: v for k, v in row.items() if k in ("type", "SpiderQuestion")})
+        if find_db(db_dirs, ex.db_id) is None:
+            skipped.append(ex)
+            reasons[f"missing database {ex.db_id}"] += 1
+        else:
+            examples.append(ex)
+    return SpiderSplit(name, examples, skipped, dict(reasons), tables, db_dirs)
+
+
+def load_spider_hub(split: str = "validation", db_root: str | Path | None = None,
+                    tables_json: str | Path | None = None) -> SpiderSplit:
+    """Load ``xlangai/spider`` through ``datasets`` (needs the Hub or its cache).
+
+    The Hub copy has no databases: ``db_root`` must point at a ``database/`` folder (from the Spider zip)."""
+    import datasets  # local import: heavy, and only this path needs it
+
+    if db_root is None or tables_json is None:
+        raise DataError("the Hub copy of Spider has no sqlite databases or tables.json",
+                        "pass db_root=<spider>/database and tables_json=<spider>/tables.json")
+    ds = datasets.load_dataset("xlangai/spider", split=split)
+    rows = [{"db_id": r["db_id"], "query": r["query"], "question": r["question"]} for r in ds]
+    return build_split(f"hub-{split}", rows, "question", load_tables(Path(tables_json)), [Path(db_root)],
+                       Path("xlangai/spider"))
+
+
+def read_gold_sql(path: str | Path) -> list[tuple[str, str]]:
+    """Official gold file: one ``SQL<TAB>db_id`` per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", "pass --gold pointing at dev_gold.sql")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise DataError(f"{path}:{n} has no TAB between SQL and db_id", "each line must be 'SQL<TAB>db_id'")
+        sql, db = line.rsplit("\t", 1)
+        out.append((sql.strip(), db.strip()))
+    return out

@@ -1,0 +1,1 @@
+"""Scorers: execution accuracy (``execution``), MMLU (``mmlu``), statistics (``stats``)."""

