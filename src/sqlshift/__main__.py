@@ -1,0 +1,5 @@
+"""``python -m sqlshift`` runs the CLI."""
+
+from sqlshift.cli import main
+
+main()

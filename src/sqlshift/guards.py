@@ -1,0 +1,42 @@
+"""Checks against the known silent failures of this kind of study (each runs inside the normal commands).
+
+1. Below-chance scorer: MMLU significantly below chance is a scorer bug, not forgetting (the seed study's
+   0.67% of n=150 has p ~ 1e-17). Same for "no prediction could be parsed into SQL".  -> here
+2. Completion-only mask coverage before training.                                  -> ``sqlshift.train.check_mask_coverage``
+3. Answer-letter tokens are four distinct single tokens, else cloze fallback.      -> ``sqlshift.metrics.mmlu.check_letter_tokens``
+4. Generation stop / extraction health in every EX ``metrics.json`` ("generation").  -> ``sqlshift.metrics.execution``
+5. Gold queries that fail on their database are excluded and listed ("gold_failed"). -> ``sqlshift.metrics.execution``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BELOW_CHANCE_ALPHA = 0.01
+MIN_SUBJECT_N = 50
+
+
+def check_below_chance(metrics: dict[str, Any]) -> str | None:
+    """A message when MMLU accuracy (aggregate, or a subject with n >= 50) is significantly below chance."""
+    from sqlshift.metrics.stats import below_chance_p
+
+    chance = float(metrics.get("chance", 0.25))
+    bad = []
+    p = below_chance_p(int(metrics["n_correct"]), int(metrics["n"]), chance)
+    if p < BELOW_CHANCE_ALPHA:
+        bad.append(f"aggregate {metrics['accuracy']:.1%} of n={metrics['n']} (p={p:.1e})")
+    for subject, m in (metrics.get("by_subject") or {}).items():
+        if m["n"] >= MIN_SUBJECT_N:
+            ps = below_chance_p(int(m["n_correct"]), int(m["n"]), chance)
+            if ps < BELOW_CHANCE_ALPHA:
+                bad.append(f"{subject} {m['accuracy']:.1%} of n={m['n']} (p={ps:.1e})")
+    if not bad:
+        return None
+    return f"MMLU significantly below chance {chance:.0%}: " + "; ".join(bad) + " -- a scorer failure, not forgetting"
+
+
+def check_predictions_parsed(predictions: list[dict[str, Any]]) -> str | None:
+    """A message when every prediction came out empty: the prompt or extraction is broken, not the model's SQL."""
+    if predictions and all(not (p.get("sql") or "").strip() for p in predictions):
+        return f"all {len(predictions)} predictions are empty after SQL extraction -- check the prompt and stop token"
+    return None
