@@ -1,0 +1,509 @@
+"""Execution Accuracy (EX) on Spider-format splits, with an error taxonomy and a gold sanity guard.
+
+``mode="official"`` (default) follows the semantics of ``exec_eval.py`` in taoyds/test-suite-sql-eval, the
+reference Spider EX, reimplemented here:
+
+* both queries get ``> =``/``< =``/``! =`` joined and ``YEAR(CURDATE())`` replaced; ``DISTINCT`` is deleted from
+  both (every occurrence, as officially) unless ``keep_distinct``;
+* results are bags of rows; row order matters only when the (normalised) gold query contains ``order by``;
+* a permutation of the predicted columns that makes the results equal counts as equal; candidate
+  permutations are pruned by per-column value sets, as officially (here over all rows, deterministically);
+* two empty results are equal whatever their columns.
+
+``mode="simple"`` is the seed study's comparison: the raw queries, results compared as bags of rows, no column
+permutation, no DISTINCT removal, no ORDER BY sensitivity.
+
+Gold results are computed once per (database, normalised gold SQL) and cached (in memory; optionally pickled).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot.tokens import TokenType
+
+from sqlshift.data.spider import SpiderSplit, load_spider, read_gold_sql
+from sqlshift.errors import DataError
+from sqlshift.metrics.hardness import LEVELS, example_hardness
+from sqlshift.metrics.stats import accuracy_summary
+from sqlshift.sql import DEFAULT_TIMEOUT_S, ExecResult, SqlSandbox
+
+MODES = ("official", "simple")
+ERROR_TYPES = ("correct", "wrong_result", "syntax_error", "unknown_table", "unknown_column", "timeout",
+               "resource_limit", "forbidden", "empty_prediction", "gold_error")
+
+Row = tuple[Any, ...]
+
+# ----------------------------------------------------------------------------------------------------------
+# query normalisation (official)
+# ----------------------------------------------------------------------------------------------------------
+
+_CUR_YEAR = re.compile(r"YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*", re.IGNORECASE)
+
+
+def postprocess(sql: str) -> str:
+    """Official fix-ups that only undo tokenisation artefacts (``> =`` -> ``>=``) and MySQL's current year."""
+    sql = sql.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
+    return _CUR_YEAR.sub("2020", sql)
+
+
+def remove_distinct(sql: str) -> str:
+    """Delete every DISTINCT keyword token (not inside strings/identifiers), as the official evaluator does.
+
+    ``IS [NOT] DISTINCT FROM`` is kept: deleting it there would only turn a valid query into a syntax error.
+    """
+    try:
+        tokens = sqlglot.tokenize(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return sql
+    spans = [(t.start, t.end + 1) for k, t in enumerate(tokens) if t.token_type == TokenType.DISTINCT
+             and not (k > 0 and tokens[k - 1].token_type in (TokenType.IS, TokenType.NOT))]
+    for start, end in reversed(spans):
+        sql = sql[:start] + sql[end:]
+    return sql
+
+
+def normalise(sql: str, mode: str = "official", keep_distinct: bool = False) -> str:
+    """The query text that is actually executed for ``mode``."""
+    sql = (sql or "").strip()
+    if mode == "simple":
+        return sql
+    sql = postprocess(sql)
+    return sql if keep_distinct else remove_distinct(sql)
+
+
+def order_matters(normalised_gold: str) -> bool:
+    """Official rule: row order counts iff the gold query mentions ``order by`` anywhere."""
+    return "order by" in normalised_gold.lower()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# result comparison
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _unordered(row: Row) -> Row:
+    # the official sort key: str(value) + str(type(value)) keeps mixed types comparable
+    return tuple(sorted(row, key=lambda v: str(v) + str(type(v))))
+
+
+def _quick_check(gold: Sequence[Row], pred: Sequence[Row], ordered: bool) -> bool:
+    """Necessary condition (official ``quick_rej``): same rows once each row's values are sorted."""
+    g = [_unordered(r) for r in gold]
+    p = [_unordered(r) for r in pred]
+    return g == p if ordered else set(g) == set(p)
+
+
+def _column_permutations(gold: Sequence[Row], pred: Sequence[Row]) -> Iterator[tuple[int, ...]]:
+    """Injective maps gold column -> pred column whose pred values all occur in that gold column.
+
+    Pred columns with identical contents are interchangeable, so only one of them is tried at each position.
+    """
+    ncols = len(gold[0])
+    gold_sets = [{r[i] for r in gold} for i in range(ncols)]
+    pred_cols = [tuple(r[j] for r in pred) for j in range(ncols)]
+    cands = [[j for j in range(ncols) if set(pred_cols[j]) <= gold_sets[i]] for i in range(ncols)]
+    used = [False] * ncols
+    perm: list[int] = []
+
+    def extend(i: int) -> Iterator[tuple[int, ...]]:
+        if i == ncols:
+            yield tuple(perm)
+            return
+        tried: set[tuple[Any, ...]] = set()
+        for j in cands[i]:
+            if used[j] or pred_cols[j] in tried:
+                continue
+            tried.add(pred_cols[j])
+            used[j] = True
+            perm.append(j)
+            yield from extend(i + 1)
+            perm.pop()
+            used[j] = False
+
+    yield from extend(0)
+
+
+def results_equal_official(gold: Sequence[Row], pred: Sequence[Row], ordered: bool) -> bool:
+    """Official denotation equality: bag (or list when ``ordered``) equality up to a column permutation."""
+    if not gold and not pred:
+        return True
+    if len(gold) != len(pred) or len(gold[0]) != len(pred[0]):
+        return False
+    if not _quick_check(gold, pred, ordered):
+        return False
+    gold_bag = None if ordered else Counter(gold)
+    gold_list = list(gold)
+    for perm in _column_permutations(gold, pred):
+        permuted = [tuple(r[j] for j in perm) for r in pred]
+        if (permuted == gold_list) if ordered else (Counter(permuted) == gold_bag):
+            return True
+    return False
+
+
+def results_equal_simple(gold: Sequence[Row], pred: Sequence[Row]) -> bool:
+    """Seed-study equality: the same bag of rows, columns in the same order."""
+    return Counter(gold) == Counter(pred)
+
+
+def results_equal(gold: Sequence[Row], pred: Sequence[Row], *, mode: str = "official", ordered: bool = False) -> bool:
+    """Compare two results under ``mode``."""
+    if mode == "simple":
+        return results_equal_simple(gold, pred)
+    return results_equal_official(gold, pred, ordered)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# gold cache and per-example judging
+# ----------------------------------------------------------------------------------------------------------
+
+
+class GoldCache:
+    """Gold results keyed by (database path, executed gold SQL); pickled to ``path`` on :meth:`save`."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._data: dict[tuple[str, str], ExecResult] = {}
+        if self.path and self.path.is_file():
+            with self.path.open("rb") as f:
+                self._data = pickle.load(f)
+
+    def get(self, db_path: str, sql: str) -> ExecResult | None:
+        return self._data.get((db_path, sql))
+
+    def put(self, db_path: str, sql: str, result: ExecResult) -> None:
+        if result.ok:  # failures may be transient (timeouts under load): never cache them
+            self._data[(db_path, sql)] = result
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def save(self) -> None:
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("wb") as f:
+                pickle.dump(self._data, f)
+
+
+#: process-wide cache, so evaluating many models against one split runs each gold query once
+DEFAULT_GOLD_CACHE = GoldCache()
+
+
+@dataclass
+class Judgement:
+    """Outcome of one (prediction, gold) pair."""
+
+    correct: bool
+    error_type: str
+    error: str | None = None
+
+
+@dataclass
+class Pair:
+    """One prediction to judge against one gold query on one database."""
+
+    db_path: str
+    pred_sql: str
+    gold_sql: str
+
+
+def _describe(rows: Sequence[Row]) -> str:
+    return f"{len(rows)} rows x {len(rows[0]) if rows else 0} cols"
+
+
+def judge(gold: ExecResult, pred: ExecResult | None, *, mode: str, ordered: bool) -> Judgement:
+    """Turn the two execution verdicts into the taxonomy (gold failures first: they are excluded from n)."""
+    if not gold.ok:
+        return Judgement(False, "gold_error", f"{gold.error_type}: {gold.message}")
+    if pred is None:
+        return Judgement(False, "empty_prediction", "empty SQL")
+    if not pred.ok:
+        return Judgement(False, pred.error_type or "syntax_error", pred.message)
+    if results_equal(gold.rows or [], pred.rows or [], mode=mode, ordered=ordered):
+        return Judgement(True, "correct", None)
+    return Judgement(False, "wrong_result",
+                     f"gold {_describe(gold.rows or [])}, predicted {_describe(pred.rows or [])}")
+
+
+def judge_pairs(pairs: Sequence[Pair], sandbox: SqlSandbox, *, mode: str = "official", keep_distinct: bool = False,
+                gold_cache: GoldCache | None = None, progress: bool = False) -> list[Judgement]:
+    """Execute golds (uncached only) and predictions in one pooled pass, then judge each pair."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    cache = DEFAULT_GOLD_CACHE if gold_cache is None else gold_cache
+    golds = [normalise(p.gold_sql, mode, keep_distinct) for p in pairs]
+    preds = [normalise(p.pred_sql, mode, keep_distinct) for p in pairs]
+    gold_jobs = list(dict.fromkeys((p.db_path, g) for p, g in zip(pairs, golds) if cache.get(p.db_path, g) is None))
+    pred_jobs = [(i, (p.db_path, s)) for i, (p, s) in enumerate(zip(pairs, preds)) if s.strip().strip(";").strip()]
+    results = sandbox.execute_many(gold_jobs + [job for _, job in pred_jobs], progress=progress, desc="EX")
+    fresh_gold = dict(zip(gold_jobs, results[:len(gold_jobs)]))
+    for (db, sql), res in fresh_gold.items():
+        cache.put(db, sql, res)
+    pred_res: dict[int, ExecResult] = {i: r for (i, _), r in zip(pred_jobs, results[len(gold_jobs):])}
+    out = []
+    for i, (p, g) in enumerate(zip(pairs, golds)):
+        gold = cache.get(p.db_path, g) or fresh_gold[(p.db_path, g)]
+        out.append(judge(gold, pred_res.get(i), mode=mode, ordered=mode == "official" and order_matters(g)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# split evaluation
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _pred_sql(pred: Mapping[str, Any] | str | None) -> str:
+    if pred is None:
+        return ""
+    if isinstance(pred, str):
+        return pred
+    return pred.get("sql") or ""
+
+
+def _check_coverage(split: SpiderSplit, predictions: Mapping[int, Any]) -> None:
+    """Every evaluable example needs a prediction; predictions must name examples of this split."""
+    known = {e.index for e in split.examples} | {e.index for e in split.skipped}
+    unknown = sorted(set(predictions) - known)
+    if unknown:
+        raise DataError(f"{len(unknown)} predictions have indices not in split '{split.name}' "
+                        f"(first: {unknown[:5]})", "predict on the same split you evaluate")
+    missing = [e.index for e in split.examples if e.index not in predictions]
+    if missing:
+        raise DataError(f"{len(missing)} of {len(split.examples)} evaluable examples of '{split.name}' have no "
+                        f"prediction (first indices: {missing[:5]})",
+                        "finish or resume generation, or evaluate the split the predictions were made on")
+
+
+def generation_summary(split: SpiderSplit, predictions: Mapping[int, Any]) -> dict[str, int] | None:
+    """Generation health over evaluated examples, when predictions carry ``hit_limit`` / ``extraction``."""
+    preds = [predictions[e.index] for e in split.examples]
+    carrying = [p for p in preds if isinstance(p, Mapping) and ("hit_limit" in p or "extraction" in p)]
+    if not carrying:
+        return None
+    return {
+        "n": len(carrying),
+        "hit_limit": sum(bool(p.get("hit_limit")) for p in carrying),
+        "multi_line_extraction": sum("extraction" in p and p["extraction"] != "first_line" for p in carrying),
+        "empty": sum(not _pred_sql(p).strip() for p in carrying),
+    }
+
+
+def _metrics(split: SpiderSplit, rows: list[dict[str, Any]], mode: str,
+             generation: dict[str, int] | None) -> dict[str, Any]:
+    scored = [r for r in rows if r["error_type"] != "gold_error"]
+    summary = accuracy_summary([r["correct"] for r in scored])
+    by_hardness: dict[str, Any] = {}
+    for level in [*LEVELS, *sorted({r["hardness"] for r in scored} - set(LEVELS))]:
+        sub = [r["correct"] for r in scored if r["hardness"] == level]
+        if sub:
+            by_hardness[level] = accuracy_summary(sub)
+    gold_failed = [r["index"] for r in rows if r["error_type"] == "gold_error"]
+    counts = Counter(r["error_type"] for r in rows)
+    metrics: dict[str, Any] = {
+        "metric": "execution_accuracy", "split": split.name, "mode": mode,
+        "execution_accuracy": summary["accuracy"], "n": summary["n"], "n_correct": summary["n_correct"],
+        "ci95": summary["ci95"], "n_skipped": len(split.skipped), "skip_reasons": dict(split.skip_reasons),
+        "n_gold_failed": len(gold_failed), "gold_failed": gold_failed, "by_hardness": by_hardness,
+        "by_error_type": {t: counts[t] for t in ERROR_TYPES if counts[t]},
+    }
+    if generation is not None:
+        metrics["generation"] = generation
+    return metrics
+
+
+def evaluate_split(split: SpiderSplit, predictions: Mapping[int, Mapping[str, Any] | str], out_dir: str | Path, *,
+                   mode: str = "official", keep_distinct: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
+                   workers: int | None = None, sandbox: SqlSandbox | None = None,
+                   gold_cache: GoldCache | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score ``predictions`` (index -> prediction dict or SQL) on ``split``; write results.jsonl + metrics.json.
+
+    Predictions for skipped examples (missing database) are ignored; evaluable examples without one raise.
+    """
+    if mode not in MODES:
+        raise DataError(f"unknown EX mode '{mode}'", f"use one of {', '.join(MODES)}")
+    _check_coverage(split, predictions)
+    examples = split.examples
+    pairs = [Pair(str(split.db_path(e.db_id)), _pred_sql(predictions[e.index]), e.query) for e in examples]
+    own = sandbox is None
+    sb = SqlSandbox(timeout_s=timeout_s, workers=workers) if own else sandbox
+    try:
+        verdicts = judge_pairs(pairs, sb, mode=mode, keep_distinct=keep_distinct, gold_cache=gold_cache,
+                               progress=progress)
+    finally:
+        if own:
+            sb.close()
+    if gold_cache is not None:
+        gold_cache.save()
+    rows = [_result_row(e, p, v) for e, p, v in zip(examples, pairs, verdicts)]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.flush()
+    metrics = _metrics(split, rows, mode, generation_summary(split, predictions))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+def _result_row(example: Any, pair: Pair, verdict: Judgement) -> dict[str, Any]:
+    return {"index": example.index, "db_id": example.db_id, "question": example.question,
+            "hardness": example_hardness(example), "correct": verdict.correct, "error_type": verdict.error_type,
+            "error": verdict.error, "pred_sql": pair.pred_sql, "gold_sql": example.query}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# prediction files
+# ----------------------------------------------------------------------------------------------------------
+
+
+def read_predictions(path: str | Path, split: SpiderSplit, gold_path: str | Path | None = None) -> dict[int, dict]:
+    """Predictions as index -> dict with at least ``sql``.
+
+    Accepts JSONL (``{"index": i, "sql": ...}`` per line, as generate.py writes) or the official format: one SQL
+    per line aligned with the gold file (``gold_path``, lines ``SQL<TAB>db_id``) or, without it, with the split.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", "pass --pred pointing at predictions.jsonl or a .sql file")
+    text = path.read_text(encoding="utf-8")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first.startswith("{"):
+        return _read_jsonl(path, text, split)
+    return _read_official(path, text, split, gold_path)
+
+
+def _all_examples(split: SpiderSplit) -> list[Any]:
+    return sorted(split.examples + split.skipped, key=lambda e: e.index)
+
+
+def _read_jsonl(path: Path, text: str, split: SpiderSplit) -> dict[int, dict]:
+    by_index = {e.index: e for e in _all_examples(split)}
+    out: dict[int, dict] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n} is not valid JSON ({e.msg})",
+                            "each line must be one JSON object like {\"index\": 0, \"sql\": \"SELECT ...\"}") from e
+        if not isinstance(row, dict) or not isinstance(row.get("index"), int) or "sql" not in row:
+            raise DataError(f"{path}:{n} lacks an integer 'index' and an 'sql' field",
+                            "each line must be like {\"index\": 0, \"sql\": \"SELECT ...\"}")
+        idx = row["index"]
+        if idx not in by_index:
+            raise DataError(f"{path}:{n} has index {idx}, outside split '{split.name}' (0..{split.n_total - 1})",
+                            "predict on the same split you evaluate (--split)")
+        db = row.get("db_id")
+        if db is not None and db != by_index[idx].db_id:
+            if db not in split.tables:
+                raise DataError(f"{path}:{n} names unknown db_id '{db}'", "check the split the predictions are for")
+            raise DataError(f"{path}:{n} has db_id '{db}' but example {idx} of '{split.name}' is on "
+                            f"'{by_index[idx].db_id}'", "predict on the same split you evaluate (--split)")
+        row["sql"] = row["sql"] or ""
+        out[idx] = row  # a resumed file may repeat an index: the last line wins
+    return out
+
+
+def _read_official(path: Path, text: str, split: SpiderSplit, gold_path: str | Path | None) -> dict[int, dict]:
+    examples = _all_examples(split)
+    if gold_path is not None:
+        gold = read_gold_sql(gold_path)
+        _check_gold_matches(Path(gold_path), gold, split, examples)
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) != len(examples):
+        nonblank = [line for line in lines if line.strip()]
+        if len(nonblank) != len(examples):
+            where = f"gold file {gold_path}" if gold_path else f"split '{split.name}'"
+            raise DataError(f"{path} has {len(lines)} predictions but {where} has {len(examples)} queries",
+                            "write one SQL per line, in gold order (an empty line for an empty prediction)")
+        lines = nonblank
+    out: dict[int, dict] = {}
+    for n, (line, ex) in enumerate(zip(lines, examples), 1):
+        sql, db = _split_db(line, split)
+        if db is not None and db != ex.db_id:
+            raise DataError(f"{path}:{n} is for db '{db}' but line {n} of the gold is on '{ex.db_id}'",
+                            "keep predictions aligned with the gold file")
+        out[ex.index] = {"index": ex.index, "db_id": ex.db_id, "sql": sql}
+    return out
+
+
+def _split_db(line: str, split: SpiderSplit) -> tuple[str, str | None]:
+    """``SQL`` or ``SQL<TAB>db_id`` (some tools write the latter)."""
+    if "\t" in line:
+        sql, db = line.rsplit("\t", 1)
+        if db.strip() in split.tables:
+            return sql.strip(), db.strip()
+        if db.strip() and " " not in db.strip():
+            raise DataError(f"prediction line names unknown db_id '{db.strip()}'",
+                            "use db_ids of the split's tables.json")
+    return line.strip(), None
+
+
+def _check_gold_matches(gold_path: Path, gold: list[tuple[str, str]], split: SpiderSplit, examples: list[Any]) -> None:
+    unknown = sorted({db for _, db in gold if db not in split.tables})
+    if unknown:
+        raise DataError(f"{gold_path} names unknown db_id(s) {unknown[:5]}",
+                        f"use the gold file of split '{split.name}' (its tables.json has no such database)")
+    if len(gold) != len(examples):
+        raise DataError(f"{gold_path} has {len(gold)} queries but split '{split.name}' has {len(examples)}",
+                        "pass the gold file of the split you evaluate")
+    for n, ((_, db), ex) in enumerate(zip(gold, examples), 1):
+        if db != ex.db_id:
+            raise DataError(f"{gold_path}:{n} is on '{db}' but example {ex.index} of '{split.name}' is on "
+                            f"'{ex.db_id}'", "pass the gold file of the split you evaluate")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI-level entry point
+# ----------------------------------------------------------------------------------------------------------
+
+
+def run_eval_sql(spider_dir: str | Path, pred: str | Path, out: str | Path, gold: str | Path | None = None,
+                 split: str = "dev", mode: str = "official", keep_distinct: bool = False,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """``sqlshift eval-sql``: load the split and predictions, evaluate, print a short table, return metrics."""
+    data = load_spider(spider_dir, split)
+    predictions = read_predictions(pred, data, gold)
+    metrics = evaluate_split(data, predictions, out, mode=mode, keep_distinct=keep_distinct, timeout_s=timeout_s)
+    print_metrics(metrics, data.skip_summary())
+    return metrics
+
+
+def print_metrics(metrics: Mapping[str, Any], skip_line: str = "") -> None:
+    """Rich table: EX with CI and n, per hardness, per error type."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(s: Mapping[str, Any]) -> str:
+        lo, hi = s["ci95"]
+        return f"{s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    table = Table(title=f"Execution accuracy ({metrics['split']}, {metrics['mode']})")
+    table.add_column("group")
+    table.add_column("EX [95% CI]", justify="right")
+    table.add_column("n", justify="right")
+    table.add_row("all", fmt({"accuracy": metrics["execution_accuracy"], "ci95": metrics["ci95"]}), str(metrics["n"]))
+    for level, s in metrics["by_hardness"].items():
+        table.add_row(level, fmt(s), str(s["n"]))
+    console = Console()
+    console.print(table)
+    errors = ", ".join(f"{t} {c}" for t, c in metrics["by_error_type"].items())
+    console.print(f"error types: {errors}")
+    console.print(f"skipped: {metrics['n_skipped']}" + (f" ({skip_line})" if skip_line else ""))
+    if metrics["n_gold_failed"]:
+        console.print(f"[red]gold queries failed: {metrics['n_gold_failed']} (indices {metrics['gold_failed'][:10]})")
