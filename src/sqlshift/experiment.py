@@ -37,8 +37,10 @@ class Strict(BaseModel):
 class MMLUEval(Strict):
     """Generality axis: which MMLU questions and how they are scored."""
 
+    name: str = "mmlu"  # output folder; extra protocols use e.g. mmlu-5shot
     enabled: bool = True
     subjects: str | list[str] = "seed"  # seed | all | [a, b, c]
+    exclude: list[str] = Field(default_factory=list)  # e.g. subjects held out for replay training
     mode: Literal["letter", "cloze"] = "letter"
     k_shot: int = 0
     chat: bool = False
@@ -57,6 +59,7 @@ class SpiderEval(Strict):
     max_new_tokens: int = 192
     ex_mode: Literal["official", "simple"] = "official"
     timeout_s: float = 30.0
+    variants_for_all: bool = False  # also evaluate splits[1:] for checkpoints and λ points
 
 
 class DataPaths(Strict):
@@ -87,6 +90,7 @@ class ExperimentConfig(Strict):
     data: DataPaths = Field(default_factory=DataPaths)
     spider: SpiderEval = Field(default_factory=SpiderEval)
     mmlu: MMLUEval = Field(default_factory=MMLUEval)
+    mmlu_extra: list[MMLUEval] = Field(default_factory=list)  # more protocols (e.g. 5-shot), baseline and runs only
     prompt: dict[str, Any] = Field(default_factory=dict)
     runs: list[RunSpec] = Field(default_factory=list)
     max_mmlu_drop: float = 2.0
@@ -226,13 +230,13 @@ class Runner:
             split = dataclasses.replace(split, examples=[split.examples[i] for i in keep])
         return split
 
-    def mmlu_questions(self) -> list[Any]:
-        """The MMLU questions of the protocol (seed preset, a list, or all subjects)."""
+    def mmlu_questions(self, m: MMLUEval) -> list[Any]:
+        """The MMLU questions of a protocol (seed preset, a list, or all subjects)."""
         from sqlshift.data.mmlu import load_mmlu, resolve_subjects, seed_sample
 
-        m = self.cfg.mmlu
         subjects = resolve_subjects(m.subjects if isinstance(m.subjects, str) else ",".join(m.subjects),
                                     mmlu_dir=self.mmlu_root, split=m.split)
+        subjects = [s for s in subjects if s not in set(m.exclude)]
         qs = load_mmlu(self.mmlu_root, subjects, split=m.split)
         if m.subjects == "seed":
             qs = seed_sample(qs)
@@ -296,17 +300,14 @@ class Runner:
         return tcfg
 
     # ---- evaluation ---------------------------------------------------------------------------------------
-    def entries(self) -> list[ModelEntry]:
-        """Baseline, then each run's final adapter, its checkpoints and its λ-scaled versions."""
-        out = [ModelEntry("baseline", "baseline")]
-        for spec in self.cfg.runs:
-            tdir = self.train_run(spec)
-            out.append(ModelEntry(spec.name, "run", run=spec.name, step=final_step(tdir), adapter=tdir))
-            for step, ck in checkpoints(tdir, spec.checkpoints):
-                out.append(ModelEntry(f"{spec.name}-step{step}", "checkpoint", run=spec.name, step=step, adapter=ck))
-            for lam in spec.lambdas:
-                out.append(ModelEntry(f"{spec.name}-lambda{lam:g}", "interpolation", run=spec.name, lam=lam,
-                                      adapter=tdir))
+    def run_entries(self, spec: RunSpec) -> list[ModelEntry]:
+        """Train one run (cached), then list its final adapter, its checkpoints and its λ-scaled versions."""
+        tdir = self.train_run(spec)
+        out = [ModelEntry(spec.name, "run", run=spec.name, step=final_step(tdir), adapter=tdir)]
+        for step, ck in checkpoints(tdir, spec.checkpoints):
+            out.append(ModelEntry(f"{spec.name}-step{step}", "checkpoint", run=spec.name, step=step, adapter=ck))
+        for lam in spec.lambdas:
+            out.append(ModelEntry(f"{spec.name}-lambda{lam:g}", "interpolation", run=spec.name, lam=lam, adapter=tdir))
         return out
 
     def evaluate_entry(self, entry: ModelEntry) -> None:
@@ -317,16 +318,23 @@ class Runner:
         ident = {"model": self.cfg.model, "adapter": adapter_fingerprint(entry.adapter), "lambda": entry.lam,
                  "dtype": self.cfg.dtype}
         todo = []
-        for split in self.cfg.spider.splits:
+        splits = self.cfg.spider.splits
+        if entry.kind in ("checkpoint", "interpolation") and not self.cfg.spider.variants_for_all:
+            splits = splits[:1]  # curves need the main split only; robustness variants for baseline and runs
+        for split in splits:
             key = fingerprint({**ident, "spider": self.cfg.spider.model_dump(), "prompt": self.cfg.prompt,
                                "split": split, "data": str(self.spider_root)})
             sdir = mdir / f"spider-{split}"
             if not self.cache.done(f"{entry.key}/spider-{split}", key, [sdir / "metrics.json"]):
                 todo.append(("spider", split, key, sdir))
-        if self.cfg.mmlu.enabled:
-            key = fingerprint({**ident, "mmlu": self.cfg.mmlu.model_dump(), "data": str(self.mmlu_root)})
-            if not self.cache.done(f"{entry.key}/mmlu", key, [mdir / "mmlu" / "metrics.json"]):
-                todo.append(("mmlu", "test", key, mdir / "mmlu"))
+        protocols = [self.cfg.mmlu] + (self.cfg.mmlu_extra if entry.kind in ("baseline", "run") else [])
+        for proto in protocols:
+            if not proto.enabled:
+                continue
+            key = fingerprint({**ident, "mmlu": proto.model_dump(), "data": str(self.mmlu_root)})
+            out = mdir / proto.name
+            if not self.cache.done(f"{entry.key}/{proto.name}", key, [out / "metrics.json"]):
+                todo.append(("mmlu", proto, key, out))
         if not todo:
             log.info("%s: all evaluations cached", entry.key)
             return
@@ -338,8 +346,8 @@ class Runner:
                 if axis == "spider":
                     self.eval_spider(model, tok, split, out)
                 else:
-                    self.eval_mmlu(model, tok, out)
-                log.info("%s/%s %s: %.1f s", entry.key, axis, split, time.time() - t0)
+                    self.eval_mmlu(model, tok, split, out)
+                log.info("%s/%s: %.1f s", entry.key, out.name, time.time() - t0)
                 self.cache.record(f"{entry.key}/{out.name}", key)
         finally:
             undo()
@@ -363,17 +371,18 @@ class Runner:
             self.failures.append(f"{out}: {problem}")
         log.info("EX %s = %.3f (n=%d)", split_name, metrics["execution_accuracy"], metrics["n"])
 
-    def eval_mmlu(self, model: Any, tok: Any, out: Path) -> None:
+    def eval_mmlu(self, model: Any, tok: Any, proto: MMLUEval, out: Path) -> None:
         """Log-likelihood MMLU on the protocol's questions, with the below-chance guard."""
-        from sqlshift.data.mmlu import fewshot_pool
+        from sqlshift.data.mmlu import load_fewshot
         from sqlshift.guards import check_below_chance
         from sqlshift.metrics.mmlu import evaluate_mmlu
 
-        m = self.cfg.mmlu
-        qs = self.mmlu_questions()
-        fewshot = fewshot_pool(self.mmlu_root, sorted({q.subject for q in qs})) if m.k_shot else None
+        m = proto
+        qs = self.mmlu_questions(proto)
+        fewshot, note = load_fewshot(self.mmlu_root, sorted({q.subject for q in qs}), m.k_shot)
         metrics = evaluate_mmlu(model, tok, qs, out, mode=m.mode, k_shot=m.k_shot, chat=m.chat,
-                                batch_size=m.batch_size, fewshot=fewshot)
+                                batch_size=m.batch_size, fewshot=fewshot or None,
+                                extra={"fewshot_note": note, "protocol": m.name})
         problem = check_below_chance(metrics)
         if problem:
             self.failures.append(f"{out}: {problem}")
@@ -383,9 +392,11 @@ class Runner:
     def run(self) -> dict[str, Path]:
         """Train, evaluate every entry, write the report; raise ScorerFailure after writing if a guard fired."""
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False))
-        entries = self.entries()
-        for entry in entries:
-            self.evaluate_entry(entry)
+        # Baseline first, then each run right after its training: an interrupted study keeps whole results.
+        self.evaluate_entry(ModelEntry("baseline", "baseline"))
+        for spec in self.cfg.runs:
+            for entry in self.run_entries(spec):
+                self.evaluate_entry(entry)
         from sqlshift.report import build_report
 
         paths = build_report(self.run_dir, max_mmlu_drop=self.cfg.max_mmlu_drop)
@@ -447,9 +458,11 @@ def checkpoints(train_dir: Path, which: list[int] | str) -> list[tuple[int, Path
 
 
 def run_experiment(config: str | Path | None = None, output: str | Path | None = None,
-                   allow_below_chance: bool = False) -> dict[str, Path]:
+                   allow_below_chance: bool = False, model: str | None = None) -> dict[str, Path]:
     """CLI entry: load the config, run it, print the summary table; returns the report paths."""
     cfg, _ = load_experiment(config)
+    if model:
+        cfg.model = model
     cfg.allow_below_chance = cfg.allow_below_chance or allow_below_chance
     run_dir = Path(output or cfg.output_dir or Path("runs") / cfg.name)
     setup_logging(run_dir)

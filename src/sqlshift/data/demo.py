@@ -13,15 +13,13 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from sqlshift.data.mmlu import DEMO_SUBCATEGORIES  # noqa: F401  (demo subject -> MMLU subcategory, one definition)
 from sqlshift.errors import DataError
 
 #: databases used for training; ``league`` appears only in dev, so the demo has one unseen schema.
 TRAIN_DBS = ("library", "school", "shop")
 DEV_DBS = ("library", "school", "shop", "league")
 SUBJECTS = ("general_science", "world_geography", "everyday_math")
-#: demo subject -> MMLU subcategory (as in ``sqlshift.data.mmlu.SUBCATEGORIES``), so demo scores get a category
-DEMO_SUBCATEGORIES: dict[str, str] = {"general_science": "physics", "world_geography": "geography",
-                                      "everyday_math": "math"}
 
 _SPIDER_FILES = {"train.json": "train_spider.json", "dev.json": "dev.json", "tables.json": "tables.json",
                  "dev_gold.sql": "dev_gold.sql"}
