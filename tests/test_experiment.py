@@ -1,0 +1,90 @@
+"""End to end: `sqlshift run` on the shipped demo data with a tiny random model, its cache and its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sqlshift.errors import ConfigError
+from sqlshift.experiment import Runner, load_experiment, run_experiment
+
+
+def write_config(tmp: Path, model_dir: Path, **extra: object) -> Path:
+    cfg = {
+        "name": "tiny",
+        "model": str(model_dir),
+        "data": {"spider_dir": "demo", "mmlu_dir": "demo"},
+        "spider": {"splits": ["dev"], "limit": 8, "batch_size": 8, "max_new_tokens": 8},
+        "mmlu": {"subjects": "all", "mode": "letter", "batch_size": 16},
+        "runs": [{"name": "lora", "config": "embedded-cpu", "checkpoints": "all",
+                  "overrides": {"max_steps": 2, "save_steps": 1, "per_device_batch_size": 2,
+                                "gradient_accumulation_steps": 1, "data.limit_n": 8, "max_length": 384,
+                                "prompt.max_prompt_tokens": 320}}],
+        "allow_below_chance": True,  # a random model may well sit below chance on 60 questions
+        **extra,
+    }
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("study")
+    cfg = write_config(tmp, tiny_model_dir)
+    run_dir = tmp / "run"
+    run_experiment(cfg, run_dir)
+    return cfg, run_dir
+
+
+def test_run_directory_has_every_artifact(study: tuple[Path, Path]) -> None:
+    _, run = study
+    for f in ("config.yaml", "run.log", "steps.json", "report.md", "report.html", "summary.json"):
+        assert (run / f).is_file(), f
+    keys = sorted(p.name for p in (run / "models").iterdir())
+    assert keys == ["baseline", "lora", "lora-step1", "lora-step2"]
+    for key in keys:
+        for f in ("spider-dev/predictions.jsonl", "spider-dev/results.jsonl", "spider-dev/metrics.json",
+                  "mmlu/results.jsonl", "mmlu/metrics.json", "model.json"):
+            assert (run / "models" / key / f).is_file(), f"{key}/{f}"
+    assert (run / "train" / "lora" / "adapter_config.json").is_file()
+    assert list((run / "plots").glob("*.png"))
+
+
+def test_report_numbers_equal_metrics_files(study: tuple[Path, Path]) -> None:
+    _, run = study
+    summary = json.loads((run / "summary.json").read_text())
+    by_key = {m["key"]: m for m in summary["models"]}
+    for key, entry in by_key.items():
+        ex = json.loads((run / "models" / key / "spider-dev" / "metrics.json").read_text())
+        assert entry["ex"]["dev"]["accuracy"] == pytest.approx(ex["execution_accuracy"])
+        assert entry["ex"]["dev"]["n"] == ex["n"] == 8
+        mm = json.loads((run / "models" / key / "mmlu" / "metrics.json").read_text())
+        assert entry["mmlu"]["accuracy"] == pytest.approx(mm["accuracy"])
+        assert mm["n"] == 60
+
+
+def test_rerun_is_a_cache_hit_and_deleting_one_metric_redoes_only_it(study: tuple[Path, Path]) -> None:
+    cfg_path, run = study
+    cfg, _ = load_experiment(cfg_path)
+    runner = Runner(cfg, run)
+    runner.run()
+    assert runner.cache.ran == []
+    (run / "models" / "lora" / "mmlu" / "metrics.json").unlink()
+    runner = Runner(cfg, run)
+    runner.run()
+    assert runner.cache.ran == ["lora/mmlu"]
+
+
+def test_unknown_key_in_experiment_config_names_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    path = write_config(tmp_path, tiny_model_dir, spidr={"splits": ["dev"]})
+    with pytest.raises(ConfigError, match="spidr"):
+        load_experiment(path)
+
+
+def test_default_config_loads() -> None:
+    cfg, _ = load_experiment(None)
+    assert cfg.model == "embedded" and cfg.runs and cfg.data.spider_dir == "demo"
