@@ -93,6 +93,7 @@ class ExperimentConfig(Strict):
     mmlu_extra: list[MMLUEval] = Field(default_factory=list)  # more protocols (e.g. 5-shot), baseline and runs only
     prompt: dict[str, Any] = Field(default_factory=dict)
     runs: list[RunSpec] = Field(default_factory=list)
+    baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
     max_mmlu_drop: float = 2.0
     allow_below_chance: bool = False
 
@@ -322,8 +323,9 @@ class Runner:
         if entry.kind in ("checkpoint", "interpolation") and not self.cfg.spider.variants_for_all:
             splits = splits[:1]  # curves need the main split only; robustness variants for baseline and runs
         for split in splits:
-            key = fingerprint({**ident, "spider": self.cfg.spider.model_dump(), "prompt": self.cfg.prompt,
-                               "split": split, "data": str(self.spider_root)})
+            protocol = self.cfg.spider.model_dump(exclude={"splits", "variants_for_all"})
+            key = fingerprint({**ident, "spider": protocol, "prompt": self.cfg.prompt, "split": split,
+                               "data": str(self.spider_root)})
             sdir = mdir / f"spider-{split}"
             if not self.cache.done(f"{entry.key}/spider-{split}", key, [sdir / "metrics.json"]):
                 todo.append(("spider", split, key, sdir))
@@ -388,14 +390,31 @@ class Runner:
             self.failures.append(f"{out}: {problem}")
         log.info("MMLU = %.3f (n=%d)", metrics["accuracy"], metrics["n"])
 
+    def record_failure(self, run: str, message: str) -> None:
+        """``failures.json`` in the run directory: runs that produced no usable model, and why."""
+        path = self.run_dir / "failures.json"
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[run] = message
+        path.write_text(json.dumps(data, indent=2))
+
     # ---- whole study ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Path]:
         """Train, evaluate every entry, write the report; raise ScorerFailure after writing if a guard fired."""
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False))
         # Baseline first, then each run right after its training: an interrupted study keeps whole results.
-        self.evaluate_entry(ModelEntry("baseline", "baseline"))
+        if self.cfg.baseline:
+            self.evaluate_entry(ModelEntry("baseline", "baseline"))
+        from sqlshift.train import TrainingDiverged
+
         for spec in self.cfg.runs:
-            for entry in self.run_entries(spec):
+            try:
+                entries = self.run_entries(spec)
+            except TrainingDiverged as e:  # a NaN adapter is not a model: record it, go on with the other runs
+                log.error("%s", e)
+                self.failures.append(str(e))
+                self.record_failure(spec.name, str(e))
+                continue
+            for entry in entries:
                 self.evaluate_entry(entry)
         from sqlshift.report import build_report
 

@@ -32,7 +32,21 @@ def check_below_chance(metrics: dict[str, Any]) -> str | None:
                 bad.append(f"{subject} {m['accuracy']:.1%} of n={m['n']} (p={ps:.1e})")
     if not bad:
         return None
-    return f"MMLU significantly below chance {chance:.0%}: " + "; ".join(bad) + " -- a scorer failure, not forgetting"
+    return (f"MMLU significantly below chance {chance:.0%}: " + "; ".join(bad)
+            + " -- a scorer failure, not forgetting" + collapse_note(metrics))
+
+
+def collapse_note(metrics: dict[str, Any]) -> str:
+    """Diagnosis for the message: a model answering one letter almost always is collapsed, not mis-scored."""
+    counts = metrics.get("pred_counts") or {}
+    total = sum(counts.values())
+    if not total:
+        return ""
+    letter, n = max(counts.items(), key=lambda kv: kv[1])
+    if n / total < 0.9:
+        return ""
+    return (f" (the model answers '{letter}' to {n / total:.0%} of questions: it has collapsed onto one letter;"
+            " check training for divergence before blaming the scorer)")
 
 
 def check_predictions_parsed(predictions: list[dict[str, Any]]) -> str | None:

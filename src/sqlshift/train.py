@@ -458,13 +458,15 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     if model_spec:
         cfg = cfg.model_copy(update={"model": model_spec})
     q4 = resolve_4bit(cfg)
-    model, tok = load_model(cfg.model, load_in_4bit=q4, dtype="bf16" if resolve_bf16(cfg) else "fp32",
-                            device=train_device())
+    # fp32 master weights with bf16 autocast (TrainingArguments.bf16): a pure-bf16 base diverged to NaN
+    # gradients at lr 2e-4 on Qwen2.5-Coder-1.5B (docs/results.md); 4-bit bases keep their own compute dtype.
+    model, tok = load_model(cfg.model, load_in_4bit=q4, dtype="bf16" if q4 else "fp32", device=train_device())
     tok.padding_side = "right"  # trl pads itself; right padding is the training convention
     rows, summary = build_training_rows(tok, cfg)
     summary["mask"] = check_mask_coverage(tok, rows, cfg.max_length)
     summary["model"] = describe(model) | {"spec": cfg.model, "load_in_4bit": q4}
     trainer = make_trainer(model, tok, rows, cfg, output_dir)
+    trainer.add_callback(stop_on_non_finite())
     if not cfg.packing:
         verify_trainer_dataset(trainer.train_dataset, tok, rows, cfg.max_length)
     resume = last_checkpoint(output_dir) if cfg.resume else None
@@ -474,7 +476,42 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     trainer.train(resume_from_checkpoint=resume)
     tok.padding_side = "left"
     write_outputs(trainer, tok, cfg, output_dir, summary)
+    diverged = first_non_finite(trainer.state.log_history)
+    if diverged is not None:
+        raise TrainingDiverged(f"{output_dir}: training diverged (non-finite loss or gradient norm at step {diverged})",
+                               "lower learning_rate, keep bf16 autocast with fp32 weights, or check the data")
     return output_dir
+
+
+class TrainingDiverged(ScorerFailure):
+    """Loss or gradient norm became NaN/inf: the adapter is garbage and must not be evaluated as a model."""
+
+
+def first_non_finite(log_history: list[dict[str, Any]]) -> int | None:
+    """Step of the first logged non-finite loss or grad_norm, if any."""
+    for rec in log_history:
+        for key in ("loss", "grad_norm"):
+            v = rec.get(key)
+            if isinstance(v, (int, float)) and not math.isfinite(v):
+                return int(rec.get("step", -1))
+    return None
+
+
+def stop_on_non_finite() -> Any:
+    """A callback that ends training at the first non-finite loss/grad norm (built lazily: transformers is heavy)."""
+    from transformers import TrainerCallback
+
+    class _Stop(TrainerCallback):
+        """Stop at the first non-finite logged loss/grad norm instead of training on NaN weights for hours."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> Any:
+            if logs and first_non_finite([{**logs, "step": state.global_step}]) is not None:
+                log.error("non-finite loss/grad norm at step %d: stopping", state.global_step)
+                control.should_training_stop = True
+            return control
+
+    return _Stop()
+
 
 
 def run_train(config: Path | None, model: str | None, output: Path, overrides: list[str] | None = None) -> Path:
