@@ -338,7 +338,15 @@ def build_summary(run_dir: Path, models: list[Model], max_mmlu_drop: float, alph
     summary["tradeoff"] = {"split": split, "points": points, "excluded": excluded,
                            "frontier": [p["key"] for p in front]}
     summary["budget"] = {"max_mmlu_drop_points": max_mmlu_drop, "pick": pick["key"] if pick else None}
+    summary["diverged"] = diverged_runs(load_log_histories(run_dir))
     return summary
+
+
+def diverged_runs(histories: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """run -> first step with a non-finite logged loss or gradient norm (such an adapter is broken, not forgetful)."""
+    from sqlshift.train import first_non_finite
+
+    return {run: step for run, rows in histories.items() if (step := first_non_finite(rows)) is not None}
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -853,7 +861,10 @@ def headline(summary: dict[str, Any]) -> list[str]:
             continue
         s = f"{key}: EX {pct(e['accuracy'])} ({pts(e['delta_points'])} pts vs baseline, " \
             f"{(e['vs_baseline'] or {}).get('label', 'untested')})"
-        if mm and mm["scorer_failure"]:
+        diverged = summary.get("diverged", {}).get(m.get("run") or "")
+        if diverged is not None:
+            s += f"; training diverged at step {diverged} (NaN loss/gradient): a broken adapter, not a result"
+        elif mm and mm["scorer_failure"]:
             s += "; MMLU below chance: scorer failure, not forgetting"
         elif mm and mm["delta_points"] is not None:
             s += f"; MMLU {pct(mm['accuracy'])} ({pts(mm['delta_points'])} pts, " \
