@@ -208,6 +208,8 @@ def _init_worker(memory_mb: int | None) -> None:
     if memory_mb:
         import resource
 
+        # sqlite's own heap cap (process-wide): holds however much address space the parent left behind
+        sqlite3.connect(":memory:").execute(f"PRAGMA hard_heap_limit={memory_mb * 1024 * 1024}")
         cap = _vm_size_bytes() + memory_mb * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
