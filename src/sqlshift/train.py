@@ -393,6 +393,8 @@ def sft_config(cfg: TrainConfig, output_dir: Path) -> Any:
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         logging_strategy="steps", logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none",
         dataloader_num_workers=0, dataloader_pin_memory=cuda_available(), disable_tqdm=False,
+        # without CUDA, say so: transformers then sets up gloo DDP under torchrun / accelerate launch
+        use_cpu=not cuda_available(), ddp_backend=None if cuda_available() else "gloo",
     )
 
 
@@ -467,6 +469,7 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     summary["model"] = describe(model) | {"spec": cfg.model, "load_in_4bit": q4}
     trainer = make_trainer(model, tok, rows, cfg, output_dir)
     trainer.add_callback(stop_on_non_finite())
+    log.info("training on %d process(es), this is process %d", trainer.args.world_size, trainer.args.process_index)
     if not cfg.packing:
         verify_trainer_dataset(trainer.train_dataset, tok, rows, cfg.max_length)
     resume = last_checkpoint(output_dir) if cfg.resume else None
