@@ -7,6 +7,5 @@ mkdir -p /root/runs
 C=benchmarks/gpu/configs
 launch() { setsid nohup python3 -m sqlshift.cli run "$1" --model "$2" -o "/root/runs/$3" > "/root/runs/$3.log" 2>&1 < /dev/null & }
 launch $C/qwen15-run2.yaml /root/models/qwen15 s2-run2
-launch $C/qwen15-run1.yaml /root/models/qwen15 s2-run1
 launch $C/smollm2-run2.yaml /root/models/smollm2 s2-smol
 sleep 20; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv; tail -3 /root/runs/*.log
