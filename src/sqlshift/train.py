@@ -393,9 +393,15 @@ def sft_config(cfg: TrainConfig, output_dir: Path) -> Any:
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         logging_strategy="steps", logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none",
         dataloader_num_workers=0, dataloader_pin_memory=cuda_available(), disable_tqdm=False,
-        # without CUDA, say so: transformers then sets up gloo DDP under torchrun / accelerate launch
-        use_cpu=not cuda_available(), ddp_backend=None if cuda_available() else "gloo",
+        # several CPU ranks (torchrun): transformers sets up gloo DDP only when told use_cpu; a single
+        # process must not set it (accelerate then asks for a process group that does not exist)
+        use_cpu=cpu_ranks() > 1, ddp_backend="gloo" if cpu_ranks() > 1 else None,
     )
+
+
+def cpu_ranks() -> int:
+    """Number of processes of a CPU-only distributed launch (1 when not distributed or on CUDA)."""
+    return 1 if cuda_available() else int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def build_training_rows(tok: Any, cfg: TrainConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
