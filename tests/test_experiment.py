@@ -88,3 +88,25 @@ def test_unknown_key_in_experiment_config_names_it(tmp_path: Path, tiny_model_di
 def test_default_config_loads() -> None:
     cfg, _ = load_experiment(None)
     assert cfg.model == "embedded" and cfg.runs and cfg.data.spider_dir == "demo"
+
+
+def test_lambda_points_reproduce_base_and_run_scores_exactly(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """WiSE-FT points through the whole runner: λ=0 scores like the base model, λ=1 like the fine-tuned run."""
+    cfg_path = write_config(tmp_path, tiny_model_dir)
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["runs"][0].update(checkpoints="none", lambdas=[0.0, 1.0])
+    raw["runs"][0]["overrides"].update({"learning_rate": 5e-2})  # move the random model visibly
+    cfg_path.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    run_experiment(cfg_path, run)
+
+    def outcomes(key: str, what: str) -> list[tuple]:
+        rows = [json.loads(x) for x in (run / "models" / key / what / "results.jsonl").read_text().splitlines()]
+        if what == "mmlu":
+            return sorted((r["subject"], r["index"], tuple(round(s, 4) for s in r["scores"])) for r in rows)
+        return sorted((r["index"], r["pred_sql"]) for r in rows)
+
+    for what in ("mmlu", "spider-dev"):
+        assert outcomes("lora-lambda0", what) == outcomes("baseline", what)
+        assert outcomes("lora-lambda1", what) == outcomes("lora", what)
+    assert outcomes("lora", "mmlu") != outcomes("baseline", "mmlu"), "the run must differ for the test to mean anything"
