@@ -18,20 +18,23 @@ from sqlshift.data.demo import ensure_demo
 from sqlshift.errors import ScorerFailure
 from sqlshift.experiment import Runner, load_experiment
 from sqlshift.guards import check_below_chance, check_predictions_parsed
+from sqlshift.metrics.mmlu import below_chance_subjects
 from sqlshift.metrics.stats import below_chance_p
 
 
 def test_seed_studys_mmlu_score_is_flagged_as_scorer_failure() -> None:
     """0.67% of 150 (1 correct) is ~1e-17 likely under chance: that is a broken scorer, not forgetting."""
     assert below_chance_p(1, 150, 0.25) < 1e-15
-    metrics = {"accuracy": 1 / 150, "n": 150, "n_correct": 1, "chance": 0.25, "by_subject": {}}
+    metrics = {"accuracy": 1 / 150, "n": 150, "n_correct": 1, "chance": 0.25,
+               "below_chance_p": below_chance_p(1, 150, 0.25), "below_chance": []}
     msg = check_below_chance(metrics)
     assert msg and "scorer failure" in msg
 
 
 def test_chance_level_and_small_subjects_are_not_flagged() -> None:
+    by_subject = {"tiny": {"n": 10, "n_correct": 0, "accuracy": 0.0}}
     metrics = {"accuracy": 0.24, "n": 150, "n_correct": 36, "chance": 0.25,
-               "by_subject": {"tiny": {"n": 10, "n_correct": 0, "accuracy": 0.0}}}
+               "below_chance_p": below_chance_p(36, 150, 0.25), "below_chance": below_chance_subjects(by_subject)}
     assert check_below_chance(metrics) is None
 
 

@@ -128,7 +128,7 @@ def load_experiment(path: str | Path | None) -> tuple[ExperimentConfig, Path]:
     cfg.data.spider_dir = expand(cfg.data.spider_dir, base)
     cfg.data.mmlu_dir = expand(cfg.data.mmlu_dir, base)
     for r in cfg.runs:
-        r.config = expand(r.config, base) if not Path(r.config).is_absolute() else r.config
+        r.config = expand(r.config, base)
         if not Path(r.config).is_file() and packaged_train_config(r.config).is_file():
             r.config = str(packaged_train_config(r.config))
     return cfg, base

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlshift.errors import DataError
+from sqlshift.jsonl import read_jsonl
 from sqlshift.models import END_OF_TURN_TOKENS
 from sqlshift.prompts import BuiltPrompt, PromptBuilder, PromptConfig
 
@@ -104,24 +104,7 @@ def stop_token_ids(tok: Any) -> list[int]:
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
     """Complete lines of a predictions.jsonl; a torn last line (interrupted write) is dropped from the file."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    raw = path.read_text(encoding="utf-8")
-    out, good = [], 0
-    for line in raw.splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} has a malformed line {len(out) + 1}: {e.msg}", "delete the file to start over") from e
-        good += len(line.encode("utf-8"))
-    if good < len(raw.encode("utf-8")):
-        log.warning("%s: dropping a torn last line from an interrupted run", path)
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return out
+    return read_jsonl(path, repair=True)
 
 
 def select_examples(examples: list[Any], limit: int | None = None, indices: Iterable[int] | None = None) -> list[Any]:

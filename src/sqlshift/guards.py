@@ -12,24 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-BELOW_CHANCE_ALPHA = 0.01
-MIN_SUBJECT_N = 50
-
-
 def check_below_chance(metrics: dict[str, Any]) -> str | None:
-    """A message when MMLU accuracy (aggregate, or a subject with n >= 50) is significantly below chance."""
-    from sqlshift.metrics.stats import below_chance_p
+    """A message when MMLU accuracy (aggregate, or a subject with n >= 50) is significantly below chance.
+
+    Reads the test the MMLU scorer already ran (``below_chance_p``, ``below_chance``; p < 0.01, one-sided binomial).
+    """
+    from sqlshift.metrics.mmlu import BELOW_CHANCE_ALPHA
 
     chance = float(metrics.get("chance", 0.25))
     bad = []
-    p = below_chance_p(int(metrics["n_correct"]), int(metrics["n"]), chance)
+    p = float(metrics["below_chance_p"])
     if p < BELOW_CHANCE_ALPHA:
         bad.append(f"aggregate {metrics['accuracy']:.1%} of n={metrics['n']} (p={p:.1e})")
-    for subject, m in (metrics.get("by_subject") or {}).items():
-        if m["n"] >= MIN_SUBJECT_N:
-            ps = below_chance_p(int(m["n_correct"]), int(m["n"]), chance)
-            if ps < BELOW_CHANCE_ALPHA:
-                bad.append(f"{subject} {m['accuracy']:.1%} of n={m['n']} (p={ps:.1e})")
+    bad += [f"{b['subject']} {b['accuracy']:.1%} of n={b['n']} (p={b['p']:.1e})" for b in metrics.get("below_chance", [])]
     if not bad:
         return None
     return (f"MMLU significantly below chance {chance:.0%}: " + "; ".join(bad)

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sqlshift.errors import DataError
+from sqlshift.sql import open_readonly
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a Text-to-SQL assistant. Given a SQLite database schema and a question, "
@@ -140,11 +141,6 @@ def sample_rows_text(conn: sqlite3.Connection, table: str, n: int) -> str:
         return ""
     body = "\n".join(" | ".join(_cell(v) for v in r) for r in rows)
     return f"/* {len(rows)} example rows from {table}:\n{' | '.join(header)}\n{body}\n*/"
-
-
-def open_readonly(db_path: Path) -> sqlite3.Connection:
-    """Open a sqlite file read-only (never creates or modifies it)."""
-    return sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
 
 
 def build_schema(entry: dict[str, Any], db_path: Path | None = None, sample_rows: int = 0) -> Schema:

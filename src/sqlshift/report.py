@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import DataError
+from sqlshift.jsonl import read_jsonl
 from sqlshift.metrics.stats import mcnemar, significance_label, wilson_ci
 
 ALPHA = 0.05
@@ -88,22 +89,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", "rerun the step that wrote it") from e
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """JSONL rows; a truncated *last* line (an interrupted append) is dropped, any other bad line is an error."""
-    if not path.is_file():
-        return []
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    rows = []
-    for n, line in enumerate(lines, 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if n == len(lines):
-                break
-            raise DataError(f"{path}:{n} is not valid JSON ({e.msg})", "rerun the step that wrote it") from e
-    return rows
 
 
 def infer_info(name: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from typing import Any
 from sqlshift.data.mmlu import (CATEGORY_NAMES, LETTERS, SEED, SEED_N, SEED_SUBJECTS, MMLUQuestion, load_fewshot,
                                 load_mmlu, load_mmlu_hub, question_block, question_indices, resolve_subjects,
                                 seed_sample, subject_name)
-from sqlshift.errors import ConfigError, DataError, ScorerFailure
+from sqlshift.errors import ConfigError, ScorerFailure
+from sqlshift.jsonl import read_jsonl
 from sqlshift.metrics.stats import accuracy_summary, below_chance_p
 
 log = logging.getLogger(__name__)
@@ -261,32 +262,16 @@ def result_row(q: MMLUQuestion, sc: dict[str, list[float]], mode: str) -> dict[s
 
 
 def read_results(path: Path, mode: str) -> dict[tuple[str, int], dict[str, Any]]:
-    """Rows already scored; a torn last line (killed mid-write) is dropped and the file rewritten without it.
+    """Rows already scored; a torn last line (killed mid-write) is cut from the file.
 
     Rows scored in another mode mean another protocol: resuming into them would mix two metrics.
     """
-    if not path.is_file():
-        return {}
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    good: list[str] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if i == len(lines) - 1:
-                log.warning("%s: dropping a torn last line", path)
-                break
-            raise DataError(f"{path}:{i + 1}: not JSON ({e})", "delete the file to re-score from scratch") from e
+    for row in read_jsonl(path, repair=True):
         if row.get("mode", mode) != mode:
             raise ConfigError(f"{path} holds {row.get('mode')}-mode results, this run is {mode}-mode",
                               "use another output folder, or delete results.jsonl")
         rows[(row["subject"], int(row["index"]))] = row
-        good.append(line)
-    if len(good) != sum(1 for x in lines if x.strip()):
-        path.write_text("".join(x + "\n" for x in good), encoding="utf-8")
     return rows
 
 
