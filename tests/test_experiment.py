@@ -110,3 +110,27 @@ def test_lambda_points_reproduce_base_and_run_scores_exactly(tiny_model_dir: Pat
         assert outcomes("lora-lambda0", what) == outcomes("baseline", what)
         assert outcomes("lora-lambda1", what) == outcomes("lora", what)
     assert outcomes("lora", "mmlu") != outcomes("baseline", "mmlu"), "the run must differ for the test to mean anything"
+
+
+def test_two_processes_sharing_a_run_dir_keep_each_others_steps(tmp_path: Path) -> None:
+    from sqlshift.experiment import StepCache
+
+    a, b = StepCache(tmp_path / "steps.json"), StepCache(tmp_path / "steps.json")  # both read an empty file
+    a.record("baseline/mmlu", "k1")
+    b.record("run2/mmlu", "k2")
+    a.record("run1/mmlu", "k3")
+    assert json.loads((tmp_path / "steps.json").read_text()) == {"baseline/mmlu": "k1", "run2/mmlu": "k2",
+                                                                  "run1/mmlu": "k3"}
+
+
+def test_only_selects_parts_and_names_the_valid_ones(study: tuple[Path, Path]) -> None:
+    from sqlshift.experiment import select
+
+    cfg, _ = load_experiment(study[0])
+    assert select(cfg, ["lora"]).baseline is False and [r.name for r in select(cfg, ["lora"]).runs] == ["lora"]
+    assert select(cfg, ["baseline"]).runs == [] and select(cfg, ["baseline"]).baseline
+    with pytest.raises(ConfigError, match="baseline, lora"):
+        select(cfg, ["run9"])
+    runner = Runner(select(cfg, ["baseline"]), study[1])
+    runner.run()
+    assert runner.cache.ran == []  # the part already done by the full run is a cache hit

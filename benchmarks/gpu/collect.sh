@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Wait up to $1 seconds for the background studies, then pack the named run dirs (default qwen15 smollm2;
-# no adapters/checkpoints) into $OUT.
+# Wait up to $1 seconds for the background sqlshift processes, then pack the named run dirs under /root/runs
+# (no adapters/checkpoints) and all logs into $OUT. Usage: collect.sh WAIT_S RUN_DIR...
 set -uo pipefail
 deadline=$(( $(date +%s) + ${1:-500} ))
 shift || true
-runs=${*:-qwen15 smollm2}
-while pgrep -f "sqlshift.cli run" >/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
-for r in $runs; do
-  grep -E "INFO|Error|error" /root/runs/$r.log | grep -v -E "it/s\]|s/it\]" | tail -15
-  tar -czf $OUT/$r.tar.gz -C /root/runs --exclude='checkpoint-*' --exclude='*.safetensors' --exclude='*.pt' --exclude='*.bin' $r $r.log 2>/dev/null
+while pgrep -f "[s]qlshift.cli" >/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
+cd /root/runs
+for r in "$@"; do
+  tar -czf $OUT/$r.tar.gz --exclude='checkpoint-*' --exclude='*.safetensors' --exclude='*.pt' --exclude='*.bin' $r
 done
-nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
-pgrep -fa "sqlshift.cli run" | head -3 || true
+tar -czf $OUT/logs.tar.gz *.log *.jsonl 2>/dev/null
+for f in *.log; do echo "== $f"; grep -v -E "it/s\]|s/it\]|Warning|warn" $f | grep -E "INFO|EX|MMLU|wall|Error|error|FAILED|DONE|execution_accuracy" | tail -8; done
+nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv
+pgrep -fa "[s]qlshift.cli" | cut -c1-160 || true
 ls -la $OUT

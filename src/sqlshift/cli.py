@@ -45,11 +45,14 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 def run(config: Optional[Path] = typer.Argument(None, help="experiment YAML; default: the embedded demo study"),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="run directory (default runs/<name>)"),
         model: Optional[str] = typer.Option(None, help="override the config's model (Hub id, folder, .gguf)"),
-        allow_below_chance: bool = typer.Option(False, help="report a below-chance MMLU instead of failing")) -> None:
+        allow_below_chance: bool = typer.Option(False, help="report a below-chance MMLU instead of failing"),
+        only: Optional[str] = typer.Option(None, help="comma list of parts to do (baseline, run names): split a "
+                                                      "study over processes/GPUs sharing one run directory")) -> None:
     """Run a whole study: baseline + fine-tuning runs, evaluated on Spider EX and MMLU, with the report."""
     from sqlshift.experiment import run_experiment
 
-    run_experiment(config, output, allow_below_chance=allow_below_chance, model=model)
+    parts = [p.strip() for p in only.split(",") if p.strip()] if only else None
+    run_experiment(config, output, allow_below_chance=allow_below_chance, model=model, only=parts)
 
 
 @app.command()

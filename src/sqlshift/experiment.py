@@ -8,7 +8,9 @@ hash of what it depends on (``steps.json``): a rerun redoes only what is missing
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -16,7 +18,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -171,11 +173,25 @@ class StepCache:
         return hit
 
     def record(self, name: str, key: str) -> None:
-        self.steps[name] = key
+        """Merge one step into the file under a lock: several processes (one per GPU) may share a run dir."""
         self.ran.append(name)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.steps, indent=2, sort_keys=True))
-        tmp.replace(self.path)
+        with locked(self.path):
+            on_disk = json.loads(self.path.read_text()) if self.path.is_file() else {}
+            self.steps = {**on_disk, **self.steps, name: key}
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(self.steps, indent=2, sort_keys=True))
+            tmp.replace(self.path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``<path>.lock`` for a read-modify-write of ``path``."""
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclasses.dataclass
@@ -393,9 +409,10 @@ class Runner:
     def record_failure(self, run: str, message: str) -> None:
         """``failures.json`` in the run directory: runs that produced no usable model, and why."""
         path = self.run_dir / "failures.json"
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        data[run] = message
-        path.write_text(json.dumps(data, indent=2))
+        with locked(path):
+            data = json.loads(path.read_text()) if path.is_file() else {}
+            data[run] = message
+            path.write_text(json.dumps(data, indent=2))
 
     # ---- whole study ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Path]:
@@ -476,12 +493,26 @@ def checkpoints(train_dir: Path, which: list[int] | str) -> list[tuple[int, Path
     return [(s, found[s]) for s in which]
 
 
+def select(cfg: ExperimentConfig, only: list[str] | None) -> ExperimentConfig:
+    """Keep only the named parts of a study (``baseline`` and/or run names), e.g. one subset per GPU process."""
+    if not only:
+        return cfg
+    valid = ["baseline"] + [r.name for r in cfg.runs]
+    unknown = [n for n in only if n not in valid]
+    if unknown:
+        raise ConfigError(f"--only: unknown name(s) {', '.join(unknown)}", f"choose from {', '.join(valid)}")
+    return cfg.model_copy(update={"baseline": cfg.baseline and "baseline" in only,
+                                  "runs": [r for r in cfg.runs if r.name in only]})
+
+
 def run_experiment(config: str | Path | None = None, output: str | Path | None = None,
-                   allow_below_chance: bool = False, model: str | None = None) -> dict[str, Path]:
+                   allow_below_chance: bool = False, model: str | None = None,
+                   only: list[str] | None = None) -> dict[str, Path]:
     """CLI entry: load the config, run it, print the summary table; returns the report paths."""
     cfg, _ = load_experiment(config)
     if model:
         cfg.model = model
+    cfg = select(cfg, only)
     cfg.allow_below_chance = cfg.allow_below_chance or allow_below_chance
     run_dir = Path(output or cfg.output_dir or Path("runs") / cfg.name)
     setup_logging(run_dir)

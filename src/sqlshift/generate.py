@@ -121,16 +121,22 @@ def length_sorted_batches(prompts: list[BuiltPrompt], batch_size: int) -> list[l
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def decode_batch(model: Any, tok: Any, texts: list[str], max_new_tokens: int) -> list[tuple[str, int, bool]]:
-    """Greedy-decode a batch; (raw answer up to the stop token, new tokens, hit the limit) per prompt."""
+def decode_batch(model: Any, tok: Any, texts: list[str], max_new_tokens: int,
+                 static_cache: bool = False) -> list[tuple[str, int, bool]]:
+    """Greedy-decode a batch; (raw answer up to the stop token, new tokens, hit the limit) per prompt.
+
+    ``static_cache``: a preallocated KV cache that transformers compiles the decode step for (CUDA); prompts are
+    padded to a multiple of 256 tokens so few distinct shapes (recompilations) occur."""
     import torch
 
     stops = stop_token_ids(tok)
-    enc = tok(texts, return_tensors="pt", padding=True).to(model.device)
+    extra: dict[str, Any] = {"cache_implementation": "static"} if static_cache else {}
+    enc = tok(texts, return_tensors="pt", padding=True, pad_to_multiple_of=256 if static_cache else None)
+    enc = enc.to(model.device)
     with torch.inference_mode():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                              eos_token_id=stops, pad_token_id=tok.pad_token_id,
-                             temperature=None, top_p=None, top_k=None)
+                             temperature=None, top_p=None, top_k=None, **extra)
     new = out[:, enc["input_ids"].shape[1]:].tolist()
     results = []
     for ids in new:
