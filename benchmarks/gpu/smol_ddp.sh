@@ -8,7 +8,7 @@ mkdir -p $R
 ARGS="train --config configs/train/seed-run2.yaml --model $S --output $R/train load_in_4bit=false optimizer=adamw_torch save_steps=1000"
 t0=$(date +%s)
 accelerate launch --multi_gpu --num_processes 2 -m sqlshift.cli $ARGS per_device_batch_size=8 \
-  || { echo "DDP FAILED: single GPU instead"; rm -rf $R/train; CUDA_VISIBLE_DEVICES=0 python3 -m sqlshift.cli $ARGS; }
+  || { echo "DDP FAILED: single GPU instead"; rm -rf $R/train; CUDA_VISIBLE_DEVICES=1 python3 -m sqlshift.cli $ARGS; }
 echo "train wall: $(( $(date +%s) - t0 )) s"
 export CUDA_VISIBLE_DEVICES=1
 P="python3 -m sqlshift.cli predict --model $S --spider-dir /root/data/spider --split dev --batch-size 256 --max-new-tokens 160 --score"

@@ -91,6 +91,7 @@ class TrainConfig(BaseModel):
     load_in_4bit: bool = False
     bf16: Literal["auto"] | bool = "auto"
     gradient_checkpointing: bool = False
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     packing: bool = False
     save_steps: int = Field(100, gt=0)
     logging_steps: int = Field(10, gt=0)
@@ -468,7 +469,8 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     q4 = resolve_4bit(cfg)
     # fp32 master weights with bf16 autocast (TrainingArguments.bf16): a pure-bf16 base diverged to NaN
     # gradients at lr 2e-4 on Qwen2.5-Coder-1.5B (docs/results.md); 4-bit bases keep their own compute dtype.
-    model, tok = load_model(cfg.model, load_in_4bit=q4, dtype="bf16" if q4 else "fp32", device=train_device())
+    model, tok = load_model(cfg.model, load_in_4bit=q4, dtype="bf16" if q4 else "fp32", device=train_device(),
+                            attn_implementation=cfg.attn_implementation)
     tok.padding_side = "right"  # trl pads itself; right padding is the training convention
     rows, summary = build_training_rows(tok, cfg)
     summary["mask"] = check_mask_coverage(tok, rows, cfg.max_length)
