@@ -45,7 +45,7 @@ def test_run_directory_has_every_artifact(study: tuple[Path, Path]) -> None:
     for f in ("config.yaml", "run.log", "steps.json", "report.md", "report.html", "summary.json"):
         assert (run / f).is_file(), f
     keys = sorted(p.name for p in (run / "models").iterdir())
-    assert keys == ["baseline", "lora", "lora-step1", "lora-step2"]
+    assert keys == ["baseline", "lora", "lora-step1"]  # step 2 is the final adapter, evaluated once as "lora"
     for key in keys:
         for f in ("spider-dev/predictions.jsonl", "spider-dev/results.jsonl", "spider-dev/metrics.json",
                   "mmlu/results.jsonl", "mmlu/metrics.json", "model.json"):

@@ -64,6 +64,9 @@ def test_presets_load_and_match_the_paper() -> None:
         assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
         assert (c.epochs, c.optimizer, c.seed, c.load_in_4bit) == (1, "paged_adamw_8bit", 42, True)
     assert (r1.learning_rate, r2.learning_rate) == (2e-4, 5e-5)
+    assert r1.attn_implementation == r2.attn_implementation == "eager"  # SDPA training NaN'd on the GPU
+    with pytest.raises(ConfigError, match="attn_implementation"):
+        load_train_config(None, ["attn_implementation=flash"])
 
 
 def test_completion_only_masking_matches_trl(tok, tiny_model_dir: Path, spider_dir: Path, tmp_path: Path) -> None:

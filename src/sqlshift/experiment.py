@@ -320,8 +320,11 @@ class Runner:
     def run_entries(self, spec: RunSpec) -> list[ModelEntry]:
         """Train one run (cached), then list its final adapter, its checkpoints and its λ-scaled versions."""
         tdir = self.train_run(spec)
-        out = [ModelEntry(spec.name, "run", run=spec.name, step=final_step(tdir), adapter=tdir)]
+        last = final_step(tdir)
+        out = [ModelEntry(spec.name, "run", run=spec.name, step=last, adapter=tdir)]
         for step, ck in checkpoints(tdir, spec.checkpoints):
+            if step == last:  # the final checkpoint is the run's adapter: evaluating it twice only adds noise
+                continue
             out.append(ModelEntry(f"{spec.name}-step{step}", "checkpoint", run=spec.name, step=step, adapter=ck))
         for lam in spec.lambdas:
             out.append(ModelEntry(f"{spec.name}-lambda{lam:g}", "interpolation", run=spec.name, lam=lam, adapter=tdir))
