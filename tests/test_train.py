@@ -172,3 +172,15 @@ def test_embedded_model_after_short_finetune_gives_parseable_sql(data_dir: Path,
         except sqlglot.errors.ParseError:
             pass
     assert parsed >= 4, [p["raw"] for p in preds]
+
+
+def test_cudnn_sdpa_is_left_alone_off_cuda_and_for_eager() -> None:
+    import torch
+
+    from sqlshift.train import avoid_cudnn_sdpa_backward
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    assert avoid_cudnn_sdpa_backward(TrainConfig(attn_implementation="eager")) is False
+    assert avoid_cudnn_sdpa_backward(TrainConfig()) is torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before

@@ -163,6 +163,21 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def avoid_cudnn_sdpa_backward(cfg: TrainConfig) -> bool:
+    """Turn off PyTorch's cuDNN attention backend when training with SDPA on CUDA; True when it did.
+
+    cuDNN's SDPA backward returns NaN in dQ for a masked batch padded to 64 mod 128 tokens on H100/H200 with torch
+    2.11+ (pytorch/pytorch#196678). That is what stopped every SDPA training of Qwen2.5-Coder-1.5B at step 64 of the
+    seed-42 order (`benchmarks/padded_lengths.py` finds that batch); flash / memory-efficient kernels take over."""
+    if cfg.attn_implementation != "sdpa" or not cuda_available():
+        return False
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    log.info("cuDNN SDPA backend disabled for training (NaN gradients at padded length 64 mod 128)")
+    return True
+
+
 def resolve_optimizer(name: str) -> str:
     """8-bit / paged optimizers need bitsandbytes on CUDA; elsewhere fall back to adamw_torch with a warning."""
     if "8bit" in name or name.startswith("paged_"):
@@ -469,6 +484,7 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     q4 = resolve_4bit(cfg)
     # fp32 master weights with bf16 autocast (TrainingArguments.bf16): a pure-bf16 base diverged to NaN
     # gradients at lr 2e-4 on Qwen2.5-Coder-1.5B (docs/results.md); 4-bit bases keep their own compute dtype.
+    avoid_cudnn_sdpa_backward(cfg)
     model, tok = load_model(cfg.model, load_in_4bit=q4, dtype="bf16" if q4 else "fp32", device=train_device(),
                             attn_implementation=cfg.attn_implementation)
     tok.padding_side = "right"  # trl pads itself; right padding is the training convention
