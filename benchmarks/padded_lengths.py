@@ -44,7 +44,7 @@ def main() -> None:
         dl = trainer.get_train_dataloader()
         if hasattr(dl, "set_epoch"):
             dl.set_epoch(0)
-        accum, seen, step, hits, cum = cfg.gradient_accumulation_steps, 0, 0, [], []
+        accum, step, hits, cum = cfg.gradient_accumulation_steps, 0, [], []
         total = 0
         for i, batch in enumerate(dl):
             length = int(batch["input_ids"].shape[1])
