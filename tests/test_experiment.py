@@ -131,6 +131,7 @@ def test_only_selects_parts_and_names_the_valid_ones(study: tuple[Path, Path]) -
     assert select(cfg, ["baseline"]).runs == [] and select(cfg, ["baseline"]).baseline
     with pytest.raises(ConfigError, match="baseline, lora"):
         select(cfg, ["run9"])
-    runner = Runner(select(cfg, ["baseline"]), study[1])
+    runner = Runner(select(cfg, ["baseline"]), study[1], record=cfg)
     runner.run()
     assert runner.cache.ran == []  # the part already done by the full run is a cache hit
+    assert [r["name"] for r in yaml.safe_load((study[1] / "config.yaml").read_text())["runs"]] == ["lora"]

@@ -79,6 +79,12 @@ def test_generation_stops_at_end_of_turn(tiny) -> None:
     assert hit and n == 5 and "system" in raw
 
 
+def test_static_cache_decodes_like_the_dynamic_cache(tiny) -> None:
+    model, tok = tiny
+    prompts = ["<|im_start|>user\nlist the singers<|im_end|>\n<|im_start|>assistant\n", "hello", "SELECT"]
+    assert decode_batch(model, tok, prompts, 6, static_cache=True) == decode_batch(model, tok, prompts, 6)
+
+
 def test_generate_resume_and_official(tiny, tmp_path: Path, monkeypatch) -> None:
     import sqlshift.generate as g
 

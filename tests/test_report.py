@@ -219,6 +219,18 @@ def test_below_chance_is_scorer_failure(tmp_path: Path) -> None:
     assert "SCORER FAILURE" in (run / "report.md").read_text()
 
 
+def test_diverged_run_without_models_is_named_in_summary_and_training_table(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    hist = [{"step": 10, "loss": 0.5, "grad_norm": 0.4}, {"step": 20, "loss": 0.6, "grad_norm": float("nan")}]
+    (run / "train" / "run3").mkdir(parents=True)
+    (run / "train" / "run3" / "log_history.json").write_text(json.dumps(hist))  # json writes NaN, as trl does
+    build_report(run)
+    assert load_summary(run)["diverged"] == {"run3": 20}
+    md = (run / "report.md").read_text()
+    assert "run3: training diverged at step 20" in md and "not evaluated" in md
+    assert "| run3 | 20 | 0.5000 | 0.6000 | — | 20 |" in md
+
+
 def test_minimal_run_without_mmlu_checkpoints_or_variants(tmp_path: Path) -> None:
     mdir = tmp_path / "models" / "baseline"
     rows = ex_rows({0, 1}, 5, False)

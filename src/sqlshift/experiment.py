@@ -213,8 +213,9 @@ class ModelEntry:
 class Runner:
     """Executes an :class:`ExperimentConfig` into ``run_dir`` step by step, with caching."""
 
-    def __init__(self, cfg: ExperimentConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, record: ExperimentConfig | None = None) -> None:
         self.cfg = cfg
+        self.record = record or cfg  # written as config.yaml: the whole study, also when this process does a part
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.cache = StepCache(run_dir / "steps.json")
@@ -420,7 +421,7 @@ class Runner:
     # ---- whole study ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Path]:
         """Train, evaluate every entry, write the report; raise ScorerFailure after writing if a guard fired."""
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False))
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.record.model_dump(mode="json"), sort_keys=False))
         # Baseline first, then each run right after its training: an interrupted study keeps whole results.
         if self.cfg.baseline:
             self.evaluate_entry(ModelEntry("baseline", "baseline"))
@@ -515,12 +516,12 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
     cfg, _ = load_experiment(config)
     if model:
         cfg.model = model
-    cfg = select(cfg, only)
+    whole, cfg = cfg, select(cfg, only)
     cfg.allow_below_chance = cfg.allow_below_chance or allow_below_chance
     run_dir = Path(output or cfg.output_dir or Path("runs") / cfg.name)
     setup_logging(run_dir)
     t0 = time.time()
-    runner = Runner(cfg, run_dir)
+    runner = Runner(cfg, run_dir, record=whole)
     try:
         paths = runner.run()
     finally:

@@ -595,18 +595,19 @@ def coverage_table(summary: dict[str, Any]) -> Table:
                       "from n.")
 
 
-def training_table(histories: dict[str, list[dict[str, Any]]]) -> Table | None:
-    """First/last training loss and last eval loss per run."""
+def training_table(histories: dict[str, list[dict[str, Any]]], diverged: dict[str, int]) -> Table | None:
+    """First/last training loss, last eval loss and the divergence step per run."""
     rows = []
     for run, hist in histories.items():
         loss = [r for r in hist if "loss" in r]
         ev = [r for r in hist if "eval_loss" in r]
         rows.append([run, str(max((r.get("step", 0) for r in hist), default=0)),
                      f"{loss[0]['loss']:.4f}" if loss else DASH, f"{loss[-1]['loss']:.4f}" if loss else DASH,
-                     f"{ev[-1]['eval_loss']:.4f}" if ev else DASH])
+                     f"{ev[-1]['eval_loss']:.4f}" if ev else DASH, str(diverged.get(run, DASH))])
     if not rows:
         return None
-    return Table("Training", ["Run", "last step", "first loss", "last loss", "last eval loss"], rows)
+    return Table("Training", ["Run", "last step", "first loss", "last loss", "last eval loss", "diverged at step"],
+                 rows)
 
 
 # ------------------------------------------------------------------------------------------------ plots
@@ -855,6 +856,10 @@ def headline(summary: dict[str, Any]) -> list[str]:
             s += f"; MMLU {pct(mm['accuracy'])} ({pts(mm['delta_points'])} pts, " \
                  f"{(mm['vs_baseline'] or {}).get('label', 'untested')})"
         out.append(s + ".")
+    evaluated = {m.get("run") for m in summary["models"].values()}
+    for run, step in summary.get("diverged", {}).items():
+        if run not in evaluated:
+            out.append(f"{run}: training diverged at step {step} (NaN loss/gradient); stopped and not evaluated.")
     return out
 
 
@@ -875,7 +880,7 @@ def build_sections(summary: dict[str, Any], models: list[Model], plots: dict[str
                     plots=[plots[n] for n in ("hardness", "errors") if n in plots]),
             Section("Generation health", tables=keep(generation_table(summary))),
             Section("Coverage", tables=[coverage_table(summary)]),
-            Section("Training", tables=keep(training_table(histories)), plots=[plots["loss"]] if "loss" in plots else [])]
+            Section("Training", tables=keep(training_table(histories, summary.get("diverged", {}))), plots=[plots["loss"]] if "loss" in plots else [])]
     return [s for s in secs if s.paragraphs or s.tables or s.plots]
 
 
