@@ -1,0 +1,58 @@
+"""How much a small evaluation sample can tell: the seed study's n=100, redone on a full run directory.
+
+Prints, for model A (e.g. baseline) and model B (e.g. a run): their EX on the seed-42 sample of n examples, the
+95% range of A's EX over random samples of n, and how often a paired test on n examples finds B's real gain.
+
+    python benchmarks/sample_noise.py runs/qwen15-s3 baseline run1-eager --n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+from sqlshift.jsonl import read_jsonl
+from sqlshift.metrics.stats import mcnemar, wilson_ci
+
+
+def outcomes(run_dir: Path, key: str, split: str) -> dict[int, bool]:
+    """index -> correct for one model's scored examples."""
+    rows = read_jsonl(run_dir / "models" / key / f"spider-{split}" / "results.jsonl")
+    return {r["index"]: bool(r["correct"]) for r in rows if "correct" in r}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--draws", type=int, default=2000)
+    x = ap.parse_args()
+    a, b = outcomes(x.run_dir, x.a, x.split), outcomes(x.run_dir, x.b, x.split)
+    idx = sorted(a.keys() & b.keys())
+    seed42 = random.Random(42).sample(idx, x.n)
+    for name, o in ((x.a, a), (x.b, b)):
+        k = sum(o[i] for i in seed42)
+        lo, hi = wilson_ci(k, x.n)
+        print(f"{name}: all {len(idx)}: {100 * sum(o[i] for i in idx) / len(idx):.1f}%; seed-42 n={x.n}: "
+              f"{100 * k / x.n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]")
+    print(f"paired p on the seed-42 sample: {mcnemar([a[i] for i in seed42], [b[i] for i in seed42])['p_value']:.2g}")
+    rng, accs, gains, found = random.Random(0), [], [], 0
+    for _ in range(x.draws):
+        s = rng.sample(idx, x.n)
+        accs.append(100 * sum(a[i] for i in s) / x.n)
+        gains.append(100 * (sum(b[i] for i in s) - sum(a[i] for i in s)) / x.n)
+        found += mcnemar([a[i] for i in s], [b[i] for i in s])["p_value"] < 0.05
+    accs.sort()
+    gains.sort()
+    lo, hi = int(0.025 * x.draws), int(0.975 * x.draws) - 1
+    print(f"{x.a} over {x.draws} random samples of {x.n}: 95% of EX in [{accs[lo]:.0f}, {accs[hi]:.0f}]%")
+    print(f"gain {x.b} - {x.a}: 95% in [{gains[lo]:+.0f}, {gains[hi]:+.0f}] points; "
+          f"p < 0.05 in {100 * found / x.draws:.0f}% of samples")
+
+
+if __name__ == "__main__":
+    main()
