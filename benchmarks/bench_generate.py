@@ -19,30 +19,26 @@ from typing import Any
 from sqlshift.data.spider import load_spider
 from sqlshift.generate import decode_batch, length_sorted_batches
 from sqlshift.models import load_model
-from sqlshift.prompts import PromptBuilder, PromptConfig
+from sqlshift.prompts import BuiltPrompt, PromptBuilder, PromptConfig
 
 
-def bench_setting(model: Any, tok: Any, texts: list[str], lengths: list[int], batch: int, static: bool,
+def bench_setting(model: Any, tok: Any, prompts: list[BuiltPrompt], batch: int, static: bool,
                   max_new_tokens: int) -> dict[str, Any]:
     """Decode every prompt in length-sorted batches; time all but a first warm-up batch."""
     import torch
 
-    class P:  # length_sorted_batches wants objects with n_tokens
-        def __init__(self, n: int) -> None:
-            self.n_tokens = n
-
-    batches = length_sorted_batches([P(n) for n in lengths], batch)
-    decode_batch(model, tok, [texts[i] for i in batches[0]], max_new_tokens, static_cache=static)  # warm-up
+    batches = [[prompts[i].text for i in b] for b in length_sorted_batches(prompts, batch)]
+    decode_batch(model, tok, batches[0], max_new_tokens, static_cache=static)  # warm-up
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     t0, new = time.perf_counter(), 0
-    for b in batches:
-        new += sum(n for _, n, _ in decode_batch(model, tok, [texts[i] for i in b], max_new_tokens, static_cache=static))
+    for texts in batches:
+        new += sum(n for _, n, _ in decode_batch(model, tok, texts, max_new_tokens, static_cache=static))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return {"batch": batch, "static_cache": static, "prompts": len(texts), "new_tokens": new, "seconds": round(dt, 2),
-            "new_tok_per_s": round(new / dt, 1)}
+    return {"batch": batch, "static_cache": static, "prompts": len(prompts), "new_tokens": new,
+            "seconds": round(dt, 2), "new_tok_per_s": round(new / dt, 1)}
 
 
 def main() -> None:
@@ -58,10 +54,9 @@ def main() -> None:
     builder = PromptBuilder(tok, split.tables, split.db_path, PromptConfig())
     prompts = [builder.build(e) for e in split.examples]
     prompts = sorted(prompts, key=lambda p: -p.n_tokens)[: a.n]
-    texts, lengths = [p.text for p in prompts], [p.n_tokens for p in prompts]
     rows = []
     for s in a.settings.split(","):
-        rows.append(bench_setting(model, tok, texts, lengths, int(s.rstrip("s")), s.endswith("s"), a.max_new_tokens))
+        rows.append(bench_setting(model, tok, prompts, int(s.rstrip("s")), s.endswith("s"), a.max_new_tokens))
         rows[-1]["ratio_to_first"] = round(rows[-1]["new_tok_per_s"] / rows[0]["new_tok_per_s"], 2)
         print(json.dumps(rows[-1]), flush=True)
 

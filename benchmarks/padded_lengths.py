@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--log-history", help="a run's log_history.json: compare its num_tokens with ours")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    cfg = load_train_config(a.config, a.overrides + [f"data.spider_dir={a.spider_dir}", "attn_implementation=sdpa"])
+    cfg = load_train_config(a.config, a.overrides + [f"data.spider_dir={a.spider_dir}"])
     tok = load_tokenizer(a.tokenizer)
     tok.padding_side = "right"
     rows, _ = build_training_rows(tok, cfg)

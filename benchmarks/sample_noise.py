@@ -12,14 +12,8 @@ import argparse
 import random
 from pathlib import Path
 
-from sqlshift.jsonl import read_jsonl
 from sqlshift.metrics.stats import mcnemar, wilson_ci
-
-
-def outcomes(run_dir: Path, key: str, split: str) -> dict[int, bool]:
-    """index -> correct for one model's scored examples."""
-    rows = read_jsonl(run_dir / "models" / key / f"spider-{split}" / "results.jsonl")
-    return {r["index"]: bool(r["correct"]) for r in rows if "correct" in r}
+from sqlshift.report import load_model
 
 
 def main() -> None:
@@ -31,7 +25,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--draws", type=int, default=2000)
     x = ap.parse_args()
-    a, b = outcomes(x.run_dir, x.a, x.split), outcomes(x.run_dir, x.b, x.split)
+    a, b = (load_model(x.run_dir / "models" / key).ex_outcomes(x.split) for key in (x.a, x.b))
     idx = sorted(a.keys() & b.keys())
     seed42 = random.Random(42).sample(idx, x.n)
     for name, o in ((x.a, a), (x.b, b)):
