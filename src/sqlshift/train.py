@@ -482,8 +482,9 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     if model_spec:
         cfg = cfg.model_copy(update={"model": model_spec})
     q4 = resolve_4bit(cfg)
-    # fp32 master weights with bf16 autocast (TrainingArguments.bf16): a pure-bf16 base diverged to NaN
-    # gradients at lr 2e-4 on Qwen2.5-Coder-1.5B (docs/results.md); 4-bit bases keep their own compute dtype.
+    # fp32 master weights with bf16 autocast (TrainingArguments.bf16); 4-bit bases keep their own compute dtype.
+    # (The NaN gradients seen on Qwen2.5-Coder-1.5B were cuDNN attention, not precision: see
+    # avoid_cudnn_sdpa_backward and docs/results.md.)
     avoid_cudnn_sdpa_backward(cfg)
     model, tok = load_model(cfg.model, load_in_4bit=q4, dtype="bf16" if q4 else "fp32", device=train_device(),
                             attn_implementation=cfg.attn_implementation)
@@ -506,7 +507,8 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     diverged = first_non_finite(trainer.state.log_history)
     if diverged is not None:
         raise TrainingDiverged(f"{output_dir}: training diverged (non-finite loss or gradient norm at step {diverged})",
-                               "lower learning_rate, keep bf16 autocast with fp32 weights, or check the data")
+                               "try attn_implementation=eager (a cuDNN attention bug gives NaN on H100/H200), "
+                               "lower learning_rate, or check the data")
     return output_dir
 
 
