@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 3, second machine (the first was lost while idle): GPU 0 = run1 with eager attention (run1 and r4 with
-# SDPA had NaN gradients at step 70 on the first machine); GPU 1 = baseline, run2, and SmolLM2 Run 2 (issue 4).
+# SDPA had NaN gradients, logged at step 70, on the first machine); GPU 1 = baseline, run2, and SmolLM2 Run 2 (issue 4).
 set -uo pipefail
 source benchmarks/gpu/setup.sh
 mkdir -p /root/runs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a bare GPU machine of the `device` tool for a sqlshift study (idempotent: a warm machine skips work).
-# Expects the carried parts in /root/m (see docs/results.md, "Reproducing on the lent GPU"):
+# Expects the carried parts in /root/m (see docs/results.md, "Reproducing"):
 #   part00..part18  = Qwen2.5-Coder-1.5B-Instruct GGUF followed by the SmolLM2-135M-Instruct GGUF, split
 #   whl/*.whl       = trl, datasets, gguf, sqlglot, pydantic (+ deps) for Python 3.12
 #   data.tar.xz     = Spider json + databases, MMLU, Spider-Syn/-Realistic/-DK
