@@ -340,3 +340,19 @@ def test_load_mmlu_hub_maps_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     qs = load_mmlu_hub("philosophy,anatomy", split="val")
     assert calls == [("cais/mmlu", "philosophy", "validation"), ("cais/mmlu", "anatomy", "validation")]
     assert qs[0] == MMLUQuestion("philosophy", 0, "q?", ("a", "b", "c", "d"), "C", "val")
+
+
+def test_prior_corrected_accuracy_removes_a_letter_habit() -> None:
+    """A model that knows every answer but adds a large constant bonus to "B" is 25% raw and 100% once corrected."""
+    rows = []
+    for i, gold in enumerate("ABCD" * 5):
+        scores = [-3.0, -3.0, -3.0, -3.0]
+        scores["ABCD".index(gold)] = -1.0
+        scores[1] += 2.5  # the habit: "B" always wins the raw argmax
+        pred = "ABCD"[max(range(4), key=lambda k: scores[k])]
+        rows.append({"subject": "s", "category": "other", "index": i, "gold": gold, "pred": pred,
+                     "correct": pred == gold, "scores": scores, "mode": "letter"})
+    m = build_metrics(rows, mode="letter", k_shot=0, chat=False)
+    assert m["accuracy"] == 0.25
+    assert m["pred_counts"]["B"] == 20
+    assert m["prior_corrected_accuracy"] == 1.0

@@ -275,3 +275,28 @@ def test_pick_under_budget() -> None:
     assert pick_under_budget(pts_, 0.5)["key"] == "d"
     assert pick_under_budget(pts_[1:], 2.0) is None  # no baseline to measure drops from
     assert pick_under_budget([P("base", 0.2, 0.5, "baseline"), P("z", 0.1, 0.3)], 1.0)["key"] == "base"
+
+
+def test_interpolation_paths_run_from_baseline_through_lambdas_to_the_run() -> None:
+    """The WiSE-FT curve of a run: λ=0 is the baseline, λ=1 the run, the measured λ points in between in order."""
+    from sqlshift.report import interpolation_paths
+
+    def pt(key: str, kind: str, run: str | None = None, lam: float | None = None) -> dict:
+        return {"key": key, "kind": kind, "run": run, "lambda": lam, "ex": 0.5, "mmlu": 0.5}
+
+    points = [pt("baseline", "baseline"), pt("r", "run", "r"), pt("r-lambda0.75", "interpolation", "r", 0.75),
+              pt("r-lambda0.25", "interpolation", "r", 0.25), pt("other", "run", "other")]
+    paths = interpolation_paths(points, "baseline")
+    assert list(paths) == ["r"]
+    assert [p["key"] for p in paths["r"]] == ["baseline", "r-lambda0.25", "r-lambda0.75", "r"]
+
+
+def test_letter_habit_counts_answers(report: tuple[Path, dict[str, Path]]) -> None:
+    """The letter table restates the predicted-letter counts of results.jsonl and appears in the report."""
+    run, paths = report
+    s = load_summary(run)["models"]
+    rows = [json.loads(line) for line in (run / "models" / "run1" / "mmlu" / "results.jsonl").read_text().splitlines()]
+    letters = s["run1"]["mmlu"]["letters"]
+    assert letters["pred_counts"] == {L: sum(r["pred"] == L for r in rows) for L in "ABCD"}
+    assert letters["gold_counts"]["A"] == len(rows)
+    assert "### Letter habit" in paths["report.md"].read_text()

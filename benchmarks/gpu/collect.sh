@@ -8,8 +8,8 @@ shift || true
 while pgrep -f "[s]qlshift.cli" >/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
 cd /root/runs
 for r in "$@"; do
-  find $r -name '*.safetensors' -size +20M > /tmp/big.txt
-  tar -czf $OUT/$r.tar.gz --exclude='checkpoint-*' --exclude='*.pt' --exclude='*.bin' -X /tmp/big.txt $r
+  find $r -name '*.safetensors' -size +8M > /tmp/big.txt
+  tar -czf $OUT/$r.tar.gz --exclude='checkpoint-*' --exclude=tokenizer.json --exclude='*.pt' --exclude='*.bin' -X /tmp/big.txt $r
 done
 tar -czf $OUT/logs.tar.gz *.log *.jsonl 2>/dev/null
 for f in *.log; do echo "== $f"; grep -v -E "it/s\]|s/it\]|Warning|warn" $f | grep -E "INFO|EX|MMLU|wall|Error|error|FAILED|DONE|execution_accuracy" | tail -8; done

@@ -208,6 +208,7 @@ def model_mmlu(model: Model, base: Model | None, alpha: float) -> dict[str, Any]
            "scorer_failure": is_scorer_failure(m), "mode": m.get("mode"), "k_shot": m.get("k_shot")}
     out["delta_points"] = points_drop(acc_summary(base.mmlu)["accuracy"] if has_base else None, out["accuracy"])
     out["vs_baseline"] = paired_test(base.mmlu_outcomes(), model.mmlu_outcomes(), alpha) if has_base else None
+    out["letters"] = letter_habit(model.mmlu_rows)
     out["by_category"] = {}
     for cat, cm in sorted(m.get("by_category", {}).items()):
         c = acc_summary(cm)
@@ -216,6 +217,18 @@ def model_mmlu(model: Model, base: Model | None, alpha: float) -> dict[str, Any]
         c["vs_baseline"] = paired_test(base.mmlu_outcomes(cat), model.mmlu_outcomes(cat), alpha) if bc else None
         out["by_category"][cat] = c
     return out
+
+
+def letter_habit(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share of each predicted letter and the letter-prior-corrected accuracy, from results.jsonl.
+
+    Computed from the rows (not read from metrics.json) so that run directories written before the field
+    existed get it too.
+    """
+    from sqlshift.metrics.mmlu import letter_bias
+
+    return {k: v for k, v in letter_bias(rows).items() if k in ("pred_counts", "gold_counts",
+                                                                  "prior_corrected_accuracy")}
 
 
 def pairwise_tests(models: list[Model], alpha: float) -> dict[str, list[dict[str, Any]]]:
@@ -437,6 +450,27 @@ def mmlu_table(summary: dict[str, Any]) -> Table | None:
                  row_classes=classes)
 
 
+def letter_table(summary: dict[str, Any]) -> Table | None:
+    """Table 'Letter habit': how often each model answers A/B/C/D, and its accuracy with that habit removed."""
+    rows = []
+    gold = None
+    for key, m in summary["models"].items():
+        lt = (m["mmlu"] or {}).get("letters")
+        if not lt or lt.get("prior_corrected_accuracy") is None:
+            continue
+        n = sum(lt["pred_counts"].values())
+        gold = gold or lt["gold_counts"]
+        rows.append([key, *(pct(lt["pred_counts"][L] / n) for L in "ABCD"), pct(m["mmlu"]["accuracy"]),
+                     pct(lt["prior_corrected_accuracy"])])
+    if not rows or not gold:
+        return None
+    ng = sum(gold.values())
+    rows.append(["(gold answers)", *(pct(gold[L] / ng) for L in "ABCD"), DASH, DASH])
+    return Table("Letter habit", ["Model", "answers A", "B", "C", "D", "Accuracy", "Letter prior removed"], rows,
+                 note="'Letter prior removed': each letter's probability divided by the model's mean probability of "
+                      "that letter. A change that survives it is about the questions; one that does not is a habit.")
+
+
 def robustness_table(summary: dict[str, Any]) -> Table | None:
     """EX on dev beside each Spider variant present (syn, realistic, dk), with CIs and the drop from dev."""
     present = [v for v in VARIANT_SPLITS if any(v in m["ex"] for m in summary["models"].values())]
@@ -632,7 +666,7 @@ def err(v: float, c: list[float]) -> list[list[float]]:
 
 
 def plot_tradeoff(summary: dict[str, Any], path: Path) -> Path | None:
-    """EX vs MMLU, one point per model with CI bars; frontier joined, baseline a star."""
+    """EX (y) vs MMLU (x), one point per model with CI bars; frontier joined, baseline a star, λ curves dotted."""
     t = summary["tradeoff"]
     if not t["points"]:
         return None
@@ -642,23 +676,39 @@ def plot_tradeoff(summary: dict[str, Any], path: Path) -> Path | None:
     for p in t["points"]:
         colour = "tab:red" if p["key"] in front else "tab:gray"
         marker = "*" if p["key"] == summary["baseline"] else "o"
-        ax.errorbar(100 * p["ex"], 100 * p["mmlu"], xerr=err(p["ex"], p["ex_ci"]), yerr=err(p["mmlu"], p["mmlu_ci"]),
+        ax.errorbar(100 * p["mmlu"], 100 * p["ex"], xerr=err(p["mmlu"], p["mmlu_ci"]), yerr=err(p["ex"], p["ex_ci"]),
                     fmt=marker, color=colour, ms=12 if marker == "*" else 6, capsize=3, alpha=0.85)
-        ax.annotate(p["key"], (100 * p["ex"], 100 * p["mmlu"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    fp = [p for p in t["points"] if p["key"] in front]
-    fp.sort(key=lambda p: p["ex"])
-    ax.plot([100 * p["ex"] for p in fp], [100 * p["mmlu"] for p in fp], "-", color="tab:red", lw=1.5,
+        ax.annotate(p["key"], (100 * p["mmlu"], 100 * p["ex"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    for run, pts in interpolation_paths(t["points"], summary["baseline"]).items():
+        ax.plot([100 * p["mmlu"] for p in pts], [100 * p["ex"] for p in pts], ":", color="tab:blue", lw=1,
+                label=f"{run}: LoRA scale λ 0 → 1")
+    fp = sorted((p for p in t["points"] if p["key"] in front), key=lambda p: p["mmlu"])
+    ax.plot([100 * p["mmlu"] for p in fp], [100 * p["ex"] for p in fp], "-", color="tab:red", lw=1.5,
             label="Pareto frontier")
     pick = summary["budget"]["pick"]
     for p in t["points"]:
         if p["key"] == pick:
-            ax.scatter([100 * p["ex"]], [100 * p["mmlu"]], s=250, facecolors="none", edgecolors="tab:green", lw=2,
+            ax.scatter([100 * p["mmlu"]], [100 * p["ex"]], s=250, facecolors="none", edgecolors="tab:green", lw=2,
                        label=f"pick (MMLU drop ≤ {summary['budget']['max_mmlu_drop_points']:g} pts)")
-    ax.set_xlabel(f"Execution accuracy on spider-{t['split']} (%)")
-    ax.set_ylabel("MMLU accuracy (%)")
+    ax.set_xlabel("MMLU accuracy (%)")
+    ax.set_ylabel(f"Execution accuracy on spider-{t['split']} (%)")
     ax.set_title("Gain vs cost (95% CI bars; ★ = baseline)")
     ax.legend(fontsize=8, loc="best")
     return save(fig, path)
+
+
+def interpolation_paths(points: list[dict[str, Any]], baseline: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Per run with λ points: baseline (λ=0), its λ points in order, the run itself (λ=1) — one WiSE-FT curve."""
+    by_key = {p["key"]: p for p in points}
+    paths: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        if p["kind"] == "interpolation" and p["run"] in by_key:
+            paths.setdefault(p["run"], []).append(p)
+    out = {}
+    for run, pts in paths.items():
+        start = [by_key[baseline]] if baseline in by_key else []
+        out[run] = start + sorted(pts, key=lambda p: p["lambda"]) + [by_key[run]]
+    return out
 
 
 def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
@@ -871,7 +921,7 @@ def build_sections(summary: dict[str, Any], models: list[Model], plots: dict[str
     best = best_finetuned(models, split) if split else None
     secs = [Section("Summary", headline(summary) or ["No fine-tuned model to compare with a baseline."]),
             Section("Gain: execution accuracy", tables=keep(ex_table(summary), pairwise_table(summary))),
-            Section("Cost: MMLU", tables=keep(mmlu_table(summary))),
+            Section("Cost: MMLU", tables=keep(mmlu_table(summary), letter_table(summary))),
             Section("Trade-off", frontier_text(summary), keep(frontier_table(summary)),
                     [plots[n] for n in ("tradeoff", "curves") if n in plots]),
             Section("Robustness", tables=keep(robustness_table(summary))),

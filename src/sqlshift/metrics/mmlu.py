@@ -318,7 +318,27 @@ def letter_bias(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     pred = {L: sum(r["pred"] == L for r in rows) for L in LETTERS}
     gold = {L: sum(r["gold"] == L for r in rows) for L in LETTERS}
     return {"pred_counts": pred, "gold_counts": gold,
-            "constant_letter_accuracy": max(gold.values()) / len(rows) if rows else 0.0}
+            "constant_letter_accuracy": max(gold.values()) / len(rows) if rows else 0.0,
+            "prior_corrected_accuracy": prior_corrected_accuracy(rows)}
+
+
+def prior_corrected_accuracy(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Accuracy after dividing out the model's average probability of each letter (letter-prior calibration).
+
+    Two models can differ on MMLU only by how much they favour one letter (fine-tuning often shifts that
+    prior); if the difference survives this correction it is about the questions, not the letter habit.
+    """
+    if not rows or any(len(r.get("scores") or []) != len(LETTERS) for r in rows):
+        return None
+    probs = []
+    for r in rows:
+        top = max(r["scores"])
+        e = [math.exp(x - top) for x in r["scores"]]
+        probs.append([x / sum(e) for x in e])
+    prior = [sum(p[i] for p in probs) / len(probs) for i in range(len(LETTERS))]
+    hits = sum(LETTERS[argmax([math.log(p[i] / prior[i]) for i in range(len(LETTERS))])] == r["gold"]
+               for p, r in zip(probs, rows))
+    return hits / len(rows)
 
 
 def build_metrics(rows: Sequence[dict[str, Any]], *, mode: str, k_shot: int, chat: bool) -> dict[str, Any]:
