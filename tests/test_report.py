@@ -300,3 +300,18 @@ def test_letter_habit_counts_answers(report: tuple[Path, dict[str, Path]]) -> No
     assert letters["pred_counts"] == {L: sum(r["pred"] == L for r in rows) for L in "ABCD"}
     assert letters["gold_counts"]["A"] == len(rows)
     assert "### Letter habit" in paths["report.md"].read_text()
+
+
+def test_frontier_text_names_who_dominates_whom() -> None:
+    from sqlshift.report import frontier_text
+
+    def pt(key: str, ex: float, mmlu: float) -> dict:
+        return {"key": key, "ex": ex, "mmlu": mmlu}
+
+    points = [pt("base", 0.5, 0.40), pt("spec", 0.7, 0.39), pt("gen", 0.6, 0.45), pt("mid", 0.55, 0.41)]
+    summary = {"tradeoff": {"points": points, "frontier": ["gen", "spec"], "excluded": {}}, "baseline": "base",
+               "budget": {"pick": "spec", "max_mmlu_drop_points": 2.0}}
+    text = "\n".join(frontier_text(summary))
+    assert "gen dominates base, mid." in text
+    assert "spec dominates" not in text  # it beats nobody on both axes: it trades MMLU for EX
+    assert "The baseline is dominated by gen, mid" in text

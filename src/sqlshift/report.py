@@ -524,6 +524,11 @@ def frontier_text(summary: dict[str, Any]) -> list[str]:
            f"{', '.join(desc(k) for k in t['frontier'])}."]
     if len(t["frontier"]) == 1 and len(pts_by_key) > 1:
         out.append(f"{t['frontier'][0]} dominates every other model.")
+    else:
+        for k in t["frontier"]:
+            beaten = [p["key"] for p in t["points"] if dominates(pts_by_key[k], p)]
+            if beaten:
+                out.append(f"{k} dominates {', '.join(beaten)}.")
     base = summary["baseline"]
     if base in pts_by_key:
         doms = [p["key"] for p in t["points"] if dominates(p, pts_by_key[base])]
