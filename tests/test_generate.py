@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from sqlshift.data.spider import load_spider
-from sqlshift.generate import (decode_batch, extract_sql, generate_predictions, read_predictions, stop_token_ids,
+from sqlshift.generate import (decode_batch, extract_sql, generate_predictions, stop_token_ids,
                                write_official)
+from sqlshift.jsonl import read_jsonl
 from test_prompts import make_tiny_spider
 
 
@@ -110,7 +111,7 @@ def test_generate_resume_and_official(tiny, tmp_path: Path, monkeypatch) -> None
     calls.clear()
     allp = generate_predictions(model, tok, split, out, batch_size=4, max_new_tokens=3, progress=False)
     assert sum(calls) == 5 and [p["index"] for p in allp] == list(range(8))
-    lines = read_predictions(out)
+    lines = read_jsonl(out)
     assert sorted(r["index"] for r in lines) == list(range(8))
     assert all(json.loads(line) for line in out.read_text().splitlines())
     off = write_official([{"index": 1, "sql": "SELECT\n2"}, {"index": 0, "sql": "SELECT 1"}, {"index": 2, "sql": ""}],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wait up to $1 seconds for the background sqlshift processes, then pack the named run dirs under /root/runs
-# (no checkpoints; final adapters only when under 20 MB, so that λ points can be added later) and all logs into
+# (no checkpoints, no tokenizer copies; final adapters only when under 8 MB: a bigger tarball does not come back) and all logs into
 # $OUT. Usage: collect.sh WAIT_S RUN_DIR...
 set -uo pipefail
 deadline=$(( $(date +%s) + ${1:-500} ))

@@ -175,12 +175,20 @@ class StepCache:
     def record(self, name: str, key: str) -> None:
         """Merge one step into the file under a lock: several processes (one per GPU) may share a run dir."""
         self.ran.append(name)
-        with locked(self.path):
-            on_disk = json.loads(self.path.read_text()) if self.path.is_file() else {}
-            self.steps = {**on_disk, **self.steps, name: key}
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(self.steps, indent=2, sort_keys=True))
-            tmp.replace(self.path)
+        self.steps = merge_json(self.path, {**self.steps, name: key})
+
+
+def merge_json(path: Path, update: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into the JSON object in ``path`` under a lock and write it atomically; returns the result.
+
+    Several processes (one per GPU) may share a run directory: each adds its keys without losing the others'.
+    """
+    with locked(path):
+        merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **update}
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(merged, indent=2, sort_keys=True))
+        tmp.replace(path)
+    return merged
 
 
 @contextlib.contextmanager
@@ -412,11 +420,7 @@ class Runner:
 
     def record_failure(self, run: str, message: str) -> None:
         """``failures.json`` in the run directory: runs that produced no usable model, and why."""
-        path = self.run_dir / "failures.json"
-        with locked(path):
-            data = json.loads(path.read_text()) if path.is_file() else {}
-            data[run] = message
-            path.write_text(json.dumps(data, indent=2))
+        merge_json(self.run_dir / "failures.json", {run: message})
 
     # ---- whole study ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Path]:

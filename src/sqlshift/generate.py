@@ -102,11 +102,6 @@ def stop_token_ids(tok: Any) -> list[int]:
     return ids
 
 
-def read_predictions(path: Path) -> list[dict[str, Any]]:
-    """Complete lines of a predictions.jsonl; a torn last line (interrupted write) is dropped from the file."""
-    return read_jsonl(path, repair=True)
-
-
 def select_examples(examples: list[Any], limit: int | None = None, indices: Iterable[int] | None = None) -> list[Any]:
     """Examples whose ``index`` is in ``indices`` (all when None), then the first ``limit`` of them."""
     if indices is not None:
@@ -167,7 +162,7 @@ def generate_predictions(model: Any, tok: Any, split: Any, out_path: Path, *, pr
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     examples = select_examples(split.examples, limit, indices)
-    done = {r["index"]: r for r in read_predictions(out_path)}
+    done = {r["index"]: r for r in read_jsonl(out_path, repair=True)}  # a torn last line is cut
     todo = [e for e in examples if e.index not in done]
     if done:
         log.info("%s: %d of %d already predicted, %d to go", out_path, len(examples) - len(todo), len(examples), len(todo))

@@ -542,7 +542,6 @@ def stop_on_non_finite() -> Any:
     return _Stop()
 
 
-
 def run_train(config: Path | None, model: str | None, output: Path, overrides: list[str] | None = None) -> Path:
     """CLI entry: load the YAML (+ overrides) and train into ``output``."""
     cfg = load_train_config(config, overrides or [])
