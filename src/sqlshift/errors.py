@@ -27,3 +27,15 @@ class ModelError(SqlshiftError):
 
 class ScorerFailure(SqlshiftError):
     """A guard found a result that means the scorer, not the model, is broken."""
+
+
+class BelowChance(ScorerFailure):
+    """A multiple-choice score significantly below chance: the scorer or prompt is broken, not the model."""
+
+
+class EmptyPredictions(ScorerFailure):
+    """Every generation came out empty after extraction: the prompt or the stop token is broken."""
+
+
+class TrainingDiverged(SqlshiftError):
+    """Loss or gradient norm became NaN/inf: the adapter is garbage and must not be evaluated as a model."""
