@@ -21,7 +21,7 @@ from typing import Any
 from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA, BELOW_CHANCE_MIN_N
 from sqlshift.data.mmlu import CATEGORY_NAMES, LETTERS, MMLUQuestion, question_block, resolve_mmlu_dir, subject_name
 from sqlshift.errors import ConfigError, DataError, ScorerFailure
-from sqlshift.metrics.stats import accuracy_summary, below_chance_p
+from sqlshift.metrics.stats import accuracy_summary, below_chance_p, format_ci
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +227,6 @@ def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, 
     return metrics
 
 
-def fmt_acc(m: dict[str, Any]) -> str:
-    lo, hi = m["ci95"]
-    return f"{100 * m['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
 def print_table(metrics: dict[str, Any]) -> None:
     """Accuracy with 95% CI per subject, per category and overall."""
     from rich.console import Console
@@ -241,10 +236,10 @@ def print_table(metrics: dict[str, Any]) -> None:
     for c in ("group", "n", "correct", "accuracy [95% CI]"):
         t.add_column(c)
     for s, m in metrics["by_subject"].items():
-        t.add_row(s, str(m["n"]), str(m["n_correct"]), fmt_acc(m))
+        t.add_row(s, str(m["n"]), str(m["n_correct"]), format_ci(m))
     for c, m in metrics["by_category"].items():
-        t.add_row(f"[bold]{c}[/bold]", str(m["n"]), str(m["n_correct"]), fmt_acc(m))
-    t.add_row("[bold]all[/bold]", str(metrics["n"]), str(metrics["n_correct"]), fmt_acc(metrics))
+        t.add_row(f"[bold]{c}[/bold]", str(m["n"]), str(m["n_correct"]), format_ci(m))
+    t.add_row("[bold]all[/bold]", str(metrics["n"]), str(metrics["n_correct"]), format_ci(metrics))
     console = Console()
     console.print(t)
     for w in metrics.get("warnings", []):
