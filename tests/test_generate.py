@@ -1,16 +1,21 @@
-"""SQL extraction, stopping at end of turn, resumable predictions.jsonl, official output format."""
+"""SQL extraction, resumable Spider predictions through an ``LM`` (predict_split), run_predict, official format.
+
+Generation itself (end-of-turn stop, stop strings, the length limit) is tested on the LM in test_lm_hf.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from sqlshift.data.spider import load_spider
-from sqlshift.generate import (decode_batch, extract_sql, generate_predictions, stop_token_ids,
-                               write_official)
+from sqlshift.generate import extract_sql, run_predict, stop_token_ids, write_official
 from sqlshift.jsonl import read_jsonl
+from sqlshift.lm_hf import HFLM
+from sqlshift.prompts import PromptConfig
+from test_lm_hf import CountingLM
 from test_prompts import make_tiny_spider
 
 
@@ -39,81 +44,99 @@ def test_extract_sql(text: str, sql: str, how: str) -> None:
     assert extract_sql(text) == (sql, how)
 
 
-class Script:
-    """Forward hook on lm_head forcing the tokens of ``ids`` in order (then ``after`` forever)."""
-
-    def __init__(self, ids: list[int], after: int) -> None:
-        self.ids, self.after, self.calls = ids, after, 0
-
-    def __call__(self, module, inputs, output):
-        t = self.ids[self.calls] if self.calls < len(self.ids) else self.after
-        self.calls += 1
-        output = output.clone()
-        output[:, -1, t] += 1e4
-        return output
-
-
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path):
-    from sqlshift.models import load_model
-
-    return load_model(str(tiny_model_dir))
+def lm(tiny_model_dir: Path) -> HFLM:
+    return HFLM(str(tiny_model_dir))
 
 
-def test_generation_stops_at_end_of_turn(tiny) -> None:
-    model, tok = tiny
-    assert stop_token_ids(tok)[0] == tok.convert_tokens_to_ids("<|im_end|>")
-    sql_ids = tok("SELECT 1", add_special_tokens=False)["input_ids"]
-    system = tok("system", add_special_tokens=False)["input_ids"][0]
-    model.generation_config.eos_token_id = None  # the GPU pitfall: the model's own config does not stop it
-    h = model.lm_head.register_forward_hook(Script(sql_ids + [tok.eos_token_id], after=system))
-    try:
-        out = decode_batch(model, tok, ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"] * 2, 12)
-    finally:
-        h.remove()
-    assert out == [("SELECT 1", len(sql_ids), False)] * 2
-    h = model.lm_head.register_forward_hook(Script([], after=system))
-    try:
-        (raw, n, hit), = decode_batch(model, tok, ["hello"], 5)
-    finally:
-        h.remove()
-    assert hit and n == 5 and "system" in raw
+def test_stop_tokens_include_the_end_of_turn(lm: HFLM) -> None:
+    tok = lm.tokenizer
+    ids = stop_token_ids(tok)
+    assert ids[0] == tok.convert_tokens_to_ids("<|im_end|>") and tok.eos_token_id in ids
 
 
-def test_static_cache_decodes_like_the_dynamic_cache(tiny) -> None:
-    model, tok = tiny
-    prompts = ["<|im_start|>user\nlist the singers<|im_end|>\n<|im_start|>assistant\n", "hello", "SELECT"]
-    assert decode_batch(model, tok, prompts, 6, static_cache=True) == decode_batch(model, tok, prompts, 6)
+def test_predict_split_resumes_and_generates_only_missing_indices(lm: HFLM, tmp_path: Path) -> None:
+    from sqlshift.benchmarks.spider import predict_split
 
-
-def test_generate_resume_and_official(tiny, tmp_path: Path, monkeypatch) -> None:
-    import sqlshift.generate as g
-
-    model, tok = tiny
     split = load_spider(make_tiny_spider(tmp_path / "spider"), "dev")
+    assert len(split.examples) == 8
     out = tmp_path / "pred" / "predictions.jsonl"
-    calls: list[int] = []
-    real = g.decode_batch
-
-    def counting(model, tok, texts, max_new_tokens):
-        calls.append(len(texts))
-        return real(model, tok, texts, max_new_tokens)
-
-    monkeypatch.setattr(g, "decode_batch", counting)
-    first = generate_predictions(model, tok, split, out, batch_size=2, max_new_tokens=3, indices=[0, 5, 6],
-                                 progress=False)
-    assert [p["index"] for p in first] == [0, 5, 6] and sum(calls) == 3
+    first_three = dataclasses.replace(split, examples=[split.examples[i] for i in (0, 5, 6)])
+    counting = CountingLM(lm)
+    first = predict_split(counting, first_three, out, prompt_cfg=PromptConfig(), batch_size=2, max_new_tokens=3)
+    assert [p["index"] for p in first] == [0, 5, 6] and counting.generate_requests == 3
     rec = first[0]
-    assert set(rec) >= {"index", "db_id", "sql", "raw", "n_new_tokens", "hit_limit", "extraction"}
-    assert rec["db_id"] == "concert" and rec["n_new_tokens"] <= 3
+    assert set(rec) >= {"index", "db_id", "sql", "raw", "n_new_tokens", "hit_limit", "extraction", "prompt_tokens"}
+    assert rec["db_id"] == "concert" and rec["n_new_tokens"] <= 3 and rec["prompt_tokens"] > 0
+    assert (rec["sql"], rec["extraction"]) == extract_sql(rec["raw"])
     with out.open("a") as f:
         f.write('{"index": 7, "db_')  # an interrupted write
-    calls.clear()
-    allp = generate_predictions(model, tok, split, out, batch_size=4, max_new_tokens=3, progress=False)
-    assert sum(calls) == 5 and [p["index"] for p in allp] == list(range(8))
+    counting = CountingLM(lm)
+    allp = predict_split(counting, split, out, prompt_cfg=PromptConfig(), batch_size=4, max_new_tokens=3)
+    assert counting.generate_requests == 5, "only the 5 missing indices are generated"
+    assert [p["index"] for p in allp] == list(range(8))
+    assert [p for p in allp if p["index"] in (0, 5, 6)] == first  # earlier predictions are kept, not redone
     lines = read_jsonl(out)
     assert sorted(r["index"] for r in lines) == list(range(8))
     assert all(json.loads(line) for line in out.read_text().splitlines())
-    off = write_official([{"index": 1, "sql": "SELECT\n2"}, {"index": 0, "sql": "SELECT 1"}, {"index": 2, "sql": ""}],
-                         tmp_path / "o.sql")
-    assert off.read_text() == "SELECT 1\nSELECT 2\n\n"
+    counting = CountingLM(lm)
+    assert predict_split(counting, split, out, prompt_cfg=PromptConfig(), batch_size=4, max_new_tokens=3) == allp
+    assert counting.generate_requests == 0
+
+
+def test_predictions_equal_a_fresh_run_and_the_lm_generations(lm: HFLM, tmp_path: Path) -> None:
+    """What predict_split records is the LM's greedy generation for the builder's prompt, batched or not."""
+    from sqlshift.api import GenerateRequest
+    from sqlshift.benchmarks.spider import predict_split
+    from sqlshift.prompts import PromptBuilder
+
+    split = load_spider(make_tiny_spider(tmp_path / "spider"), "dev")
+    split = dataclasses.replace(split, examples=split.examples[:3])
+    a = predict_split(lm, split, tmp_path / "a.jsonl", prompt_cfg=PromptConfig(), batch_size=3, max_new_tokens=4)
+    b = predict_split(lm, split, tmp_path / "b.jsonl", prompt_cfg=PromptConfig(), batch_size=1, max_new_tokens=4)
+    assert a == b
+    builder = PromptBuilder(lm.tokenizer, split.tables, split.db_path, PromptConfig())
+    gens = lm.generate([GenerateRequest(builder.build(e).text, 4) for e in split.examples])
+    assert [p["raw"] for p in a] == [g.text for g in gens]
+    assert [p["hit_limit"] for p in a] == [g.hit_limit for g in gens]
+
+
+def test_official_format() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        off = write_official([{"index": 1, "sql": "SELECT\n2"}, {"index": 0, "sql": "SELECT 1"}, {"index": 2, "sql": ""}],
+                             Path(d) / "o.sql")
+        assert off.read_text() == "SELECT 1\nSELECT 2\n\n"
+
+
+def test_run_predict_writes_predictions_and_official_sql(tiny_model_dir: Path, tmp_path: Path) -> None:
+    spider = make_tiny_spider(tmp_path / "spider")
+    path = run_predict(str(tiny_model_dir), None, spider, split="dev", sample=3, out=tmp_path / "p", batch_size=2,
+                       max_new_tokens=3)
+    assert path == tmp_path / "p" / "predictions.jsonl"
+    preds = read_jsonl(path)
+    assert len(preds) == 3 and len({p["index"] for p in preds}) == 3
+    official = (tmp_path / "p" / "predictions.sql").read_text().splitlines()
+    assert official == [" ".join(p["sql"].split()) for p in sorted(preds, key=lambda p: p["index"])]
+    assert not (tmp_path / "p" / "metrics.json").exists(), "without score nothing is judged"
+    # the same sample as the benchmark's seeded subset
+    from sqlshift.benchmarks.common import sample_items
+
+    assert sorted(p["index"] for p in preds) == [e.index for e in sample_items(load_spider(spider, "dev").examples,
+                                                                               3, 42)]
+
+
+def test_run_predict_with_score_writes_results_and_metrics(tiny_model_dir: Path, tmp_path: Path) -> None:
+    spider = make_tiny_spider(tmp_path / "spider")
+    run_predict(str(tiny_model_dir), None, spider, split="dev", sample=4, out=tmp_path / "s", batch_size=4,
+                max_new_tokens=3, score=True)
+    out = tmp_path / "s"
+    for f in ("predictions.jsonl", "predictions.sql", "results.jsonl", "metrics.json"):
+        assert (out / f).is_file(), f
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = read_jsonl(out / "results.jsonl")
+    assert metrics["n"] == len(rows) == 4 and metrics["benchmark"] == "spider" and metrics["axis"] == "specialty"
+    assert metrics["accuracy"] == metrics["execution_accuracy"] == sum(r["correct"] for r in rows) / 4
+    assert all(r["id"] == str(r["index"]) for r in rows)
+    assert len((out / "predictions.sql").read_text().splitlines()) == 4
