@@ -334,6 +334,14 @@ def test_check_reports_missing_folders_and_unknown_subjects(tmp_path: Path, mmlu
         s for s in bench(mmlu_dir, subjects="all").subjects() if s != "anatomy"]
 
 
+def test_check_reports_a_listed_subject_whose_csv_is_missing(mmlu_dir: Path) -> None:
+    """A real MMLU subject whose CSV is not in the folder must be found up front, not after the model has loaded."""
+    problems = bench(mmlu_dir, subjects=["prehistory"]).check()
+    assert problems and "prehistory" in " ".join(problems)
+    problems = bench(mmlu_dir).check()  # the default "seed" protocol on a folder without all seed subjects
+    assert problems and "high_school_macroeconomics" in " ".join(problems)
+
+
 def test_settings_are_strict() -> None:
     from pydantic import ValidationError
 
