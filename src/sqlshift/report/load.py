@@ -260,7 +260,8 @@ def config_axes(config: dict[str, Any], found: dict[str, BenchResult]) -> tuple[
     """(specialty folder, generality folders, composite) from the config, with legacy defaults."""
     spec = resolve(str(config["specialty"]), found) if config.get("specialty") else None
     if spec is None:
-        spec = next((f for f in found if f.startswith("spider-")), None) or next(
+        legacy = sorted(f for f in found if f.startswith("spider-"))
+        spec = ("spider-dev" if "spider-dev" in legacy else next(iter(legacy), None)) or next(
             (f for f, b in found.items() if b.axis == "specialty"), None)
     raw = config.get("generality")
     composite = isinstance(raw, list) and len(raw) > 1

@@ -55,7 +55,8 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
         y, ci = 100 * p["spec"], [100 * c for c in p["spec_ci"]]
         ax.errorbar(p["gen"], y, xerr=err(p["gen"], p["gen_ci"]), yerr=err(y, ci), fmt=marker, color=colour,
                     ms=12 if marker == "*" else 6, capsize=3, alpha=0.85)
-        ax.annotate(p["key"], (p["gen"], y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        note = " (margin within training noise)" if p.get("within_noise") and p["key"] in front else ""
+        ax.annotate(p["key"] + note, (p["gen"], y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     for run, pts_ in interpolation_paths(t["points"], summary["baseline"]).items():
         ax.plot([p["gen"] for p in pts_], [100 * p["spec"] for p in pts_], ":", color="tab:blue", lw=1,
                 label=f"{run}: LoRA scale λ 0 → 1")
@@ -70,14 +71,14 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     spec_l, gen_l = axis_labels(summary)
     ax.set_xlabel(f"{gen_l} ({'pts vs baseline' if summary['composite'] else '%'})")
     ax.set_ylabel(f"{spec_l} (%)")
-    ax.set_title("Gain vs cost (95% CI bars; ★ = baseline)")
+    ax.set_title("Specialty vs generality (95% CI bars; ★ = baseline)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
     return fig
 
 
 def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
-    """Each axis benchmark over training steps per run (learning and forgetting), baseline dashed."""
+    """Each axis benchmark over training steps per run, baseline dashed."""
     runs: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
     for m in summary["models"].values():
         if m["kind"] in ("checkpoint", "run") and m["step"] is not None:
@@ -97,7 +98,7 @@ def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
             ax.axhline(100 * base["benchmarks"][f]["accuracy"], ls="--", color="k", lw=1, label="baseline")
         ax.set_xlabel("training step")
         ax.set_ylabel(f"{summary['benchmarks'][f]['label']} (%)")
-        ax.set_title("Learning" if f == summary["specialty"] else "Forgetting")
+        ax.set_title("Specialty" if f == summary["specialty"] else "Generality")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return save(fig, path)
