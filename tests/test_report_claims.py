@@ -32,9 +32,20 @@ def test_one_letter_model_is_flagged_and_its_axis_called_uninformative(one_lette
     md = (one_letter / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| MMLU | run2 |"))
     assert "answers 'A' to 100%: this axis is uninformative for this model" in row
+    assert "not interpretable: this model gives one answer" in row and "no evidence of loss" not in row
     assert "run2" not in s["tradeoff"]["frontier"] and "uninformative" in s["tradeoff"]["excluded"]["run2"]
     summary_line = next(line for line in md.splitlines() if line.startswith("run2:"))
     assert "MMLU 25.0%: answers 'A' to 100%" in summary_line
+
+
+def test_a_one_letter_baseline_makes_every_comparison_uninterpretable(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    write_mmlu(run / "models" / "baseline", 0, preds="B")
+    build_report(run)
+    md = (run / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| MMLU | run1 |"))
+    assert "not interpretable: the baseline answers 'B' to 100%" in row
+    assert "baseline" in load_summary(run)["tradeoff"]["excluded"]
 
 
 def test_one_answer_from_a_generic_multiple_choice_benchmark(tmp_path: Path) -> None:

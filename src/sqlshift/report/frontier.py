@@ -142,7 +142,7 @@ def frontier_text(summary: dict[str, Any]) -> list[str]:
     by_key = {p["key"]: p for p in t["points"]}
     if not by_key:
         return ["No model has both a specialty score and an informative generality score, so there is no "
-                "trade-off to show."]
+                "trade-off to show.", *excluded_text(t)]
     spec_l, gen_l = axis_labels(summary)
     desc = lambda k: f"{k} ({spec_l} {pct(by_key[k]['spec'])}, {gen_l} {gen_text(by_key[k], comp)})"  # noqa: E731
     out = []
@@ -167,10 +167,14 @@ def frontier_text(summary: dict[str, Any]) -> list[str]:
         if p["within_noise"] and p["key"] in t["frontier"]:
             out.append(f"{p['key']}: its margin over the baseline on {' and '.join(p['within_noise'])} is within "
                        "the seed-to-seed range of training noise; a re-run could reverse it.")
-    out.append(budget_text(summary, by_key))
-    if t["excluded"]:
-        out.append("Not in the trade-off: " + "; ".join(f"{k} ({why})" for k, why in t["excluded"].items()) + ".")
-    return out
+    return [*out, budget_text(summary, by_key), *excluded_text(t)]
+
+
+def excluded_text(t: dict[str, Any]) -> list[str]:
+    """Which models are not in the trade-off and why (never left out silently)."""
+    if not t["excluded"]:
+        return []
+    return ["Not in the trade-off: " + "; ".join(f"{k} ({why})" for k, why in t["excluded"].items()) + "."]
 
 
 def budget_text(summary: dict[str, Any], by_key: dict[str, dict[str, Any]]) -> str:

@@ -10,7 +10,7 @@ from sqlshift.report.frontier import frontier_table, frontier_text
 from sqlshift.report.load import Study
 from sqlshift.report.render import Section, Table
 from sqlshift.report.stats import pct, pts, pval
-from sqlshift.report.words import compare_words, composite_words, generality_words, one_answer_flag
+from sqlshift.report.words import compare_words, composite_words, generality_words, one_answer_flag, uninformative
 
 
 def generality_clause(summary: dict[str, Any], m: dict[str, Any], folder: str) -> str | None:
@@ -23,6 +23,8 @@ def generality_clause(summary: dict[str, Any], m: dict[str, Any], folder: str) -
         return f"{name} below chance (p={pval(e['below_chance_p'])}): scorer failure, not forgetting"
     if e["one_answer"]:
         return f"{name} {pct(e['accuracy'])}: {one_answer_flag(e['one_answer'])}"
+    if (why := uninformative(e, tables.base_entry(summary, folder))) is not None:
+        return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts, {why})"
     return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts, {generality_words(e['vs_baseline'])})"
 
 

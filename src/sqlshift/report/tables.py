@@ -10,7 +10,8 @@ from typing import Any
 from sqlshift.report.load import Study
 from sqlshift.report.render import Table
 from sqlshift.report.stats import DASH, acc_ci, fmt_ci, pct, pts, pval
-from sqlshift.report.words import (CI_METHOD, compare_words, composite_words, generality_words, one_answer_flag)
+from sqlshift.report.words import (CI_METHOD, compare_words, composite_words, generality_words, one_answer_flag,
+                                   uninformative)
 
 DELTA_NOTE = (f"Δ in points vs the baseline; its 95% CI is {CI_METHOD}; p is the exact McNemar test on the "
               "items both models answered (matched by id). Accuracy CIs are Wilson intervals.")
@@ -29,6 +30,11 @@ def folders_on(summary: dict[str, Any], axis: str) -> list[str]:
     return [f for f in summary["benchmarks"] if f not in gen]
 
 
+def base_entry(summary: dict[str, Any], folder: str) -> dict[str, Any] | None:
+    """The baseline's entry for one benchmark (None without a baseline or without that benchmark)."""
+    return summary["models"].get(summary["baseline"] or "", {}).get("benchmarks", {}).get(folder)
+
+
 def delta_cells(e: dict[str, Any]) -> list[str]:
     """Δ, its paired CI and p of one benchmark entry (dashes for the baseline)."""
     t = e["vs_baseline"]
@@ -42,7 +48,8 @@ def benchmark_table(summary: dict[str, Any], folder: str) -> Table | None:
         e = m["benchmarks"].get(folder)
         if e is None:
             continue
-        reading = compare_words(e["vs_baseline"]) if e["vs_baseline"] else DASH
+        reading = (uninformative(e, base_entry(summary, folder)) or compare_words(e["vs_baseline"])
+                   if e["vs_baseline"] else DASH)
         rows.append([key, pct(e["accuracy"]), f"{e['n_correct']}/{e['n']}", fmt_ci(e["ci95"]), *delta_cells(e),
                      reading, one_answer_flag(e["one_answer"]) or DASH])
     if not rows:
@@ -62,7 +69,8 @@ def forgetting_table(summary: dict[str, Any]) -> Table | None:
             flag = one_answer_flag(e["one_answer"])
             if e["scorer_failure"]:
                 flag = f"SCORER FAILURE: below chance (p={pval(e['below_chance_p'])}), not forgetting"
-            reading = generality_words(e["vs_baseline"]) if e["vs_baseline"] else DASH
+            reading = (uninformative(e, base_entry(summary, f)) or generality_words(e["vs_baseline"])
+                       if e["vs_baseline"] else DASH)
             rows.append([label(summary, f), key, pct(e["accuracy"]), str(e["n"]), fmt_ci(e["ci95"]), *delta_cells(e),
                          reading, flag or DASH])
             classes.append("failure" if flag else "")

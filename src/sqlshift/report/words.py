@@ -77,6 +77,16 @@ def one_answer(b: BenchResult) -> dict[str, Any] | None:
     return None
 
 
+def uninformative(e: dict[str, Any], base: dict[str, Any] | None) -> str | None:
+    """Why a comparison on this benchmark cannot be read, when the model or the baseline gives one answer."""
+    if e.get("one_answer"):
+        return "not interpretable: this model gives one answer"
+    if base is not None and base is not e and base.get("one_answer"):
+        flag = base["one_answer"]
+        return f"not interpretable: the baseline answers '{flag['option']}' to {100 * flag['share']:.0f}%"
+    return None
+
+
 def one_answer_flag(flag: dict[str, Any] | None) -> str:
     """``answers 'A' to 100%: this axis is uninformative for this model``."""
     if not flag:
