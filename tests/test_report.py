@@ -147,6 +147,16 @@ def test_single_generality_benchmark_uses_its_accuracy_as_the_axis(tmp_path: Pat
     assert "### Composite generality score" not in (run / "report.md").read_text()
 
 
+def test_one_element_list_is_not_a_composite_and_missing_names_are_said(tmp_path: Path) -> None:
+    run = make_run(tmp_path, {**CONFIG, "generality": ["mmlu", "hellaswag"]})
+    build_report(run)
+    s = load_summary(run)
+    assert (s["generality"], s["composite"], s["missing_benchmarks"]) == (["mmlu"], True, ["hellaswag"])
+    assert "evaluated for no model: hellaswag" in (run / "report.md").read_text()
+    build_report(make_run(tmp_path / "one", {**CONFIG, "generality": ["mmlu"]}))
+    assert load_summary(tmp_path / "one")["composite"] is False
+
+
 def test_markdown_holds_formatted_numbers_and_sections(report: Report) -> None:
     run, paths = report
     md = paths["report.md"].read_text()

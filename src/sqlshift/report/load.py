@@ -227,6 +227,7 @@ class Study:
     replicas: dict[str, list[str]]  # original run -> [original, replicas...]
     histories: dict[str, list[dict[str, Any]]]
     failures: dict[str, str]
+    missing: list[str] = field(default_factory=list)  # config names no model has results for
 
     @property
     def baseline(self) -> Model | None:
@@ -293,5 +294,7 @@ def load_study(run_dir: str | Path, max_drop: float | None = None) -> Study:
     spec, gen, composite = config_axes(config, found)
     if max_drop is None:
         max_drop = float(config.get("max_generality_drop", config.get("max_mmlu_drop", DEFAULT_MAX_DROP)))
+    named = [config.get("specialty"), *(g if isinstance(g := config.get("generality"), list) else [g])]
+    missing = [str(n) for n in named if n and resolve(str(n), found) is None]
     return Study(run_dir, models, spec, gen, composite, max_drop, replica_groups(config),
-                 load_log_histories(run_dir), load_failures(run_dir))
+                 load_log_histories(run_dir), load_failures(run_dir), missing)

@@ -57,6 +57,14 @@ def headline(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def missing_text(summary: dict[str, Any]) -> list[str]:
+    """Benchmarks the config names that no model has results for (the axes then leave them out)."""
+    if not summary["missing_benchmarks"]:
+        return []
+    return [f"Named in the config but evaluated for no model: {', '.join(summary['missing_benchmarks'])}; "
+            "the specialty and generality axes leave them out."]
+
+
 def keep(*ts: Table | None) -> list[Table]:
     return [t for t in ts if t is not None]
 
@@ -80,7 +88,7 @@ def build_sections(study: Study, summary: dict[str, Any], plots: dict[str, Path]
         Section("Multiple-choice answers", tables=kinds.multiple_choice_tables(study, summary)),
         Section("Generation health", tables=keep(kinds.generation_table(study, summary))),
         Section("Other scores", tables=keep(kinds.secondary_table(study, summary))),
-        Section("Coverage", tables=[tables.coverage_table(study, summary)]),
+        Section("Coverage", missing_text(summary), [tables.coverage_table(study, summary)]),
         Section("Training", tables=keep(tables.training_table(study, summary["diverged"])),
                 plots=[plots["loss"]] if "loss" in plots else []),
     ]

@@ -128,6 +128,7 @@ def build_summary(study: Study, alpha: float = ALPHA) -> dict[str, Any]:
     summary["tradeoff"], summary["budget"] = tradeoff(summary, study.max_drop)
     summary["diverged"] = diverged_runs(study.histories)
     summary["failures"] = study.failures
+    summary["missing_benchmarks"] = study.missing
     return summary
 
 
