@@ -38,6 +38,7 @@ class BenchResult:
     name: str  # folder name
     metrics: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    _all: dict[str, bool] | None = field(default=None, repr=False, compare=False)
 
     @property
     def benchmark(self) -> str:
@@ -74,8 +75,13 @@ class BenchResult:
 
     def outcomes(self, where: dict[str, Any] | None = None) -> dict[str, bool]:
         """id -> correct for the items in n (gold failures excluded), optionally only rows matching ``where``."""
-        return {str(r["id"]): bool(r["correct"]) for r in self.rows
-                if r.get("error_type") != "gold_error" and all(r.get(k) == v for k, v in (where or {}).items())}
+        if where is None and self._all is not None:
+            return self._all
+        out = {str(r["id"]): bool(r["correct"]) for r in self.rows
+               if r.get("error_type") != "gold_error" and all(r.get(k) == v for k, v in (where or {}).items())}
+        if where is None:
+            self._all = out
+        return out
 
 
 def legacy_fields(folder: str, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -62,9 +62,21 @@ def pairwise_tests(study: Study, alpha: float) -> dict[str, list[dict[str, Any]]
     return out
 
 
-def final_model(models: dict[str, dict[str, Any]], run: str) -> tuple[str, dict[str, Any]] | None:
+def final_model(models: dict[str, dict[str, Any]], run: str) -> dict[str, Any] | None:
     """The final (kind ``run``) model of a training run."""
-    return next(((k, m) for k, m in models.items() if m["kind"] == "run" and m["run"] == run), None)
+    return next((m for m in models.values() if m["kind"] == "run" and m["run"] == run), None)
+
+
+def axis_value(m: dict[str, Any], axis: str) -> tuple[float, float | None] | None:
+    """(value in points, half-width of its paired CI vs the baseline) of one model on a benchmark or the composite."""
+    if axis == "composite":
+        c = m["composite"]
+        return None if c is None else (c["delta_points"], (c["ci95"][1] - c["ci95"][0]) / 2)
+    e = m["benchmarks"].get(axis)
+    if e is None:
+        return None
+    t = e["vs_baseline"]
+    return 100.0 * e["accuracy"], (t["diff_ci95"][1] - t["diff_ci95"][0]) / 2 if t else None
 
 
 def noise_band(study: Study, models: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -73,26 +85,16 @@ def noise_band(study: Study, models: dict[str, dict[str, Any]]) -> dict[str, Any
     ``band_points`` is the largest range over groups: a margin smaller than that could reverse on a re-run.
     """
     by_bench: dict[str, Any] = {}
-    axes = [*study.folders(), *(["composite"] if study.composite else [])]
-    for folder in axes:
+    for axis in [*study.folders(), *(["composite"] if study.composite else [])]:
         groups = {}
         for orig, members in study.replicas.items():
-            finals = [fm[1] for r in members if (fm := final_model(models, r))]
-            vals, halves = [], []
-            for m in finals:
-                if folder == "composite":
-                    if m["composite"] is not None:
-                        vals.append(m["composite"]["delta_points"])
-                        halves.append((m["composite"]["ci95"][1] - m["composite"]["ci95"][0]) / 2)
-                elif folder in m["benchmarks"]:
-                    e = m["benchmarks"][folder]
-                    vals.append(100.0 * e["accuracy"])
-                    if e["vs_baseline"]:
-                        halves.append((e["vs_baseline"]["diff_ci95"][1] - e["vs_baseline"]["diff_ci95"][0]) / 2)
-            if len(vals) >= 2:
-                groups[orig] = {**spread(vals), "paired_ci_halfwidth": sum(halves) / len(halves) if halves else None}
+            got = [v for r in members if (m := final_model(models, r)) and (v := axis_value(m, axis))]
+            halves = [h for _, h in got if h is not None]
+            if len(got) >= 2:
+                groups[orig] = {**spread([v for v, _ in got]),
+                                "paired_ci_halfwidth": sum(halves) / len(halves) if halves else None}
         if groups:
-            by_bench[folder] = {"groups": groups, "band_points": max(g["range"] for g in groups.values())}
+            by_bench[axis] = {"groups": groups, "band_points": max(g["range"] for g in groups.values())}
     return {"groups": study.replicas, "by_benchmark": by_bench}
 
 
