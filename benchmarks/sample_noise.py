@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=2000)
     x = ap.parse_args()
     a, b = (load_model(x.run_dir / "models" / key).benches[x.bench].outcomes() for key in (x.a, x.b))
-    # numeric ids (legacy rows: the example index) in index order, so the seed-42 sample is the one it always was
+    # numeric ids (rows without an id: the example index) sort as numbers, so the seed-42 sample follows the index
     idx = sorted(a.keys() & b.keys(), key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i))
     seed42 = random.Random(42).sample(idx, x.n)
     for name, o in ((x.a, a), (x.b, b)):

@@ -237,7 +237,7 @@ def test_legacy_run_directory_is_read(tmp_path: Path) -> None:
 
 def test_print_summary_has_the_default_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """The embedded default (EX (dev) + MMLU) prints the same columns and cells as before the redesign."""
+    """The embedded default (EX (dev) + MMLU): model | EX (dev) | n | MMLU | n | ΔMMLU vs base, cells with CIs."""
     from report_runs import MMLU, SPIDER_DEV, ex_rows, mmlu_extra, mmlu_rows
 
     for name, kind in (("baseline", "baseline"), ("lora", "run")):
