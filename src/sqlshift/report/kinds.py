@@ -14,7 +14,7 @@ from sqlshift.report.load import BenchResult, Model, Study
 from sqlshift.report.render import Table
 from sqlshift.report.stats import ALPHA, DASH, acc_ci, fmt_ci, pct, pts, pval, paired_test
 from sqlshift.report.tables import label
-from sqlshift.report.words import compare_words, one_answer, one_answer_flag
+from sqlshift.report.words import compare_words, one_answer, one_answer_flag, option_name
 
 SECONDARY = ("headline", "accuracy_raw", "accuracy_norm", "prior_corrected_accuracy", "interaction_accuracy",
              "prompt_level_strict", "prompt_level_loose", "inst_level_strict", "inst_level_loose")
@@ -121,7 +121,7 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
             top = max(counts.items(), key=lambda kv: int(kv[1])) if counts else None
             flag = one_answer(b)
             rows.append([label(summary, f), m.key, pct(b.accuracy), pct(b.metrics.get("chance")),
-                         f"{top[0]}" if top else DASH, pct(int(top[1]) / total) if top and total else DASH,
+                         option_name(top[0]) if top else DASH, pct(int(top[1]) / total) if top and total else DASH,
                          one_answer_flag(flag) or DASH])
             classes.append("failure" if flag else "")
     if not rows:
