@@ -61,8 +61,7 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory written by 
            max_drop: Optional[float] = typer.Option(None, help="generality budget (points) for the report's pick; "
                                                                "default: the study's max_generality_drop")) -> None:
     """Rebuild report.md, report.html and summary.json from a run directory's saved results."""
-    from sqlshift.experiment import print_summary
-    from sqlshift.report import build_report
+    from sqlshift.report import build_report, print_summary
 
     if not (run_dir / "models").is_dir():
         raise typer.BadParameter(f"{run_dir} has no models/ folder: not a run directory written by `sqlshift run`")

@@ -394,6 +394,8 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
         raise
     finally:
         log.info("steps run: %d, cached: %d, wall %.1f s", len(runner.cache.ran), len(runner.cache.hits), time.time() - t0)
+    from sqlshift.report import print_summary
+
     print_summary(run_dir)
     return paths
 
@@ -441,32 +443,3 @@ def setup_logging(run_dir: Path) -> None:
         from rich.logging import RichHandler
 
         root.addHandler(RichHandler(show_path=False, show_time=False))
-
-
-def print_summary(run_dir: Path) -> None:
-    """The end-of-run table: EX and MMLU per model with n and 95% CI."""
-    from rich.console import Console
-    from rich.table import Table
-
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        return
-    summary = json.loads(summary_path.read_text())
-    table = Table(title=f"sqlshift study: {run_dir}")
-    for col in ("model", "EX (dev)", "n", "MMLU", "n", "ΔMMLU vs base"):
-        table.add_column(col)
-    for m in summary.get("models", []):
-        ex = m.get("ex", {}).get("dev") or {}
-        mm = m.get("mmlu") or {}
-        table.add_row(m["key"], fmt_ci(ex), str(ex.get("n", "")), fmt_ci(mm), str(mm.get("n", "")),
-                      f"{mm['delta_points']:+.1f} pts" if mm.get("delta_points") is not None else "")
-    Console().print(table)
-    print(f"report: {run_dir / 'report.html'}")
-
-
-def fmt_ci(m: dict[str, Any]) -> str:
-    """``41.2% [38.1, 44.4]`` from a metrics block with accuracy and ci95."""
-    if not m or m.get("accuracy") is None:
-        return "-"
-    lo, hi = m.get("ci95", [None, None])
-    return f"{100 * m['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
