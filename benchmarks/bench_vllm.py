@@ -29,7 +29,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", required=True, help="a transformers folder (e.g. the export of the GGUF) or spec")
     p.add_argument("--spider-dir", required=True)
     p.add_argument("--mmlu-dir", default=None, help="skip MMLU when absent")
-    p.add_argument("--mmlu-n", type=int, default=1000, help="questions, spread over all subjects")
+    p.add_argument("--mmlu-n", type=int, default=1000, help="questions: a seeded sample over all subjects")
     p.add_argument("--modes", default="letter,cloze")
     p.add_argument("--adapter", default=None, help="a LoRA folder served by both backends")
     p.add_argument("--scale", type=float, default=1.0, help="its λ (vLLM serves a λ-scaled copy)")
@@ -84,38 +84,25 @@ def ex_verdicts(split: Any, gens: list[Generation]) -> tuple[list[str], list[boo
     return sqls, [bool(rows[e.index]) for e in split.examples]
 
 
-def mmlu_requests(questions: list[Any], mode: str, tok: Any) -> list[LoglikelihoodRequest]:
-    """Four requests a question, as the MMLU benchmark builds them (0-shot, no chat)."""
-    from sqlshift.data.mmlu import LETTERS
-    from sqlshift.metrics.mmlu import build_context
+def time_mmlu(lm: LM, bench: Any, questions: list[Any], mode: str,
+              a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
+    """Seconds and accuracy of one scoring pass, with the MMLU benchmark's own requests and verdicts (0-shot)."""
+    from sqlshift.benchmarks.mmlu import question_id
+    from sqlshift.metrics.mmlu import result_row
 
-    out = []
-    for q in questions:
-        ctx = build_context(q, mode, [], False, tok)
-        conts = [f" {L}" for L in LETTERS] if mode == "letter" else [" " + c.strip() for c in q.choices]
-        out += [LoglikelihoodRequest(ctx, c) for c in conts]
-    return out
-
-
-def time_mmlu(lm: LM, questions: list[Any], mode: str, a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
-    """Seconds and accuracy of one scoring pass (cloze: log-prob per character, as the benchmark does)."""
-    from sqlshift.data.mmlu import LETTERS
-
-    reqs = mmlu_requests(questions, mode, lm.tokenizer)
+    reqs = [r for q in questions for r in bench.requests(q, mode, [], lm.tokenizer)]
     lm.loglikelihood(reqs[:32], batch_size=a.ll_batch_size)  # warm-up
     sync()
     t = time.perf_counter()
     scores = lm.loglikelihood(reqs, batch_size=a.ll_batch_size)
     sync()
     s = time.perf_counter() - t
-    picks = []
-    for i, q in enumerate(questions):
-        lps = [lp for lp, _ in scores[4 * i:4 * i + 4]]
-        norm = [lp / max(1, len(c.strip())) for lp, c in zip(lps, q.choices)] if mode == "cloze" else lps
-        picks.append(LETTERS[max(range(4), key=lambda j: norm[j])])
-    acc = sum(p == q.answer for p, q in zip(picks, questions)) / len(questions)
-    return {"mode": mode, "questions": len(questions), "seconds": round(s, 2),
-            "questions_per_s": round(len(questions) / s, 1), "accuracy": round(acc, 4)}, [scores, picks]
+    rows = [result_row(q, [lp for lp, _ in scores[4 * i:4 * i + 4]], mode, question_id(q))
+            for i, q in enumerate(questions)]
+    acc = sum(r["correct"] for r in rows) / len(rows)
+    row = {"mode": mode, "questions": len(questions), "seconds": round(s, 2),
+           "questions_per_s": round(len(questions) / s, 1), "accuracy": round(acc, 4)}
+    return row, [scores, [r["pred"] for r in rows]]
 
 
 def run_backend(lm: LM, name: str, data: dict[str, Any], a: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -129,7 +116,7 @@ def run_backend(lm: LM, name: str, data: dict[str, Any], a: argparse.Namespace, 
         emit(out, {"backend": name, "task": "spider_generate", **row})
         res["gens"] = gens
         for mode in a.modes.split(",") if data["questions"] else []:
-            row, res[mode] = time_mmlu(lm, data["questions"], mode, a)
+            row, res[mode] = time_mmlu(lm, data["mmlu"], data["questions"], mode, a)
             emit(out, {"backend": name, "task": "mmlu", **row})
         res["identity"], res["stats"] = lm.identity, lm.stats()
     return res
@@ -141,8 +128,7 @@ def main() -> None:
     from sqlshift.data.spider import load_spider
     from sqlshift.lm_hf import HFLM
     from sqlshift.lm_vllm import VLLMLM
-    from sqlshift.data.mmlu import resolve_subjects
-    from sqlshift.metrics.mmlu import load_questions
+    from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
     from sqlshift.prompts import PromptBuilder, PromptConfig
 
     a = parse_args()
@@ -152,9 +138,9 @@ def main() -> None:
     split = load_spider(a.spider_dir, "dev")
     builder = PromptBuilder(hf.tokenizer, split.tables, split.db_path, PromptConfig())
     data: dict[str, Any] = {"prompts": [builder.build(e).text for e in split.examples], "questions": []}
-    if a.mmlu_dir:
-        qs, _ = load_questions(a.mmlu_dir, resolve_subjects("all", a.mmlu_dir), "test")
-        data["questions"] = qs[:: max(1, len(qs) // a.mmlu_n)][: a.mmlu_n]
+    if a.mmlu_dir:  # a fixed subset: the benchmark's seeded sample over every subject found
+        data["mmlu"] = MMLUBenchmark(MMLUSettings(benchmark="mmlu", subjects="all", sample=a.mmlu_n), Path(a.mmlu_dir))
+        data["questions"] = data["mmlu"].questions()
     emit(out, {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "model": a.model, "adapter": a.adapter, "scale": a.scale, "spider_prompts": len(data["prompts"]),
                "mmlu_questions": len(data["questions"])})
