@@ -1,9 +1,10 @@
 """How much a small evaluation sample can tell: the seed study's n=100, redone on a full run directory.
 
-Prints, for model A (e.g. baseline) and model B (e.g. a run): their EX on the seed-42 sample of n examples, the
-95% range of A's EX over random samples of n, and how often a paired test on n examples finds B's real gain.
+Prints, for model A (e.g. baseline) and model B (e.g. a run): their accuracy on the seed-42 sample of n items, the
+95% range of A's accuracy over random samples of n, and how often a paired test on n items finds B's real gain.
+Works for any benchmark folder (items are paired by id).
 
-    python benchmarks/sample_noise.py runs/qwen15-s3 baseline run1-eager --n 100
+    python benchmarks/sample_noise.py runs/qwen15-s3 baseline run1-eager --n 100 --bench spider-dev
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 from pathlib import Path
 
 from sqlshift.metrics.stats import mcnemar, wilson_ci
-from sqlshift.report import load_model
+from sqlshift.report.load import load_model
 
 
 def main() -> None:
@@ -21,12 +22,13 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("a")
     ap.add_argument("b")
-    ap.add_argument("--split", default="dev")
+    ap.add_argument("--bench", default="spider-dev", help="benchmark folder under models/<key>/")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--draws", type=int, default=2000)
     x = ap.parse_args()
-    a, b = (load_model(x.run_dir / "models" / key).ex_outcomes(x.split) for key in (x.a, x.b))
-    idx = sorted(a.keys() & b.keys())
+    a, b = (load_model(x.run_dir / "models" / key).benches[x.bench].outcomes() for key in (x.a, x.b))
+    # numeric ids (rows without an id: the example index) sort as numbers, so the seed-42 sample follows the index
+    idx = sorted(a.keys() & b.keys(), key=lambda i: (0, int(i), "") if i.isdigit() else (1, 0, i))
     seed42 = random.Random(42).sample(idx, x.n)
     for name, o in ((x.a, a), (x.b, b)):
         k = sum(o[i] for i in seed42)
@@ -43,7 +45,7 @@ def main() -> None:
     accs.sort()
     gains.sort()
     lo, hi = int(0.025 * x.draws), int(0.975 * x.draws) - 1
-    print(f"{x.a} over {x.draws} random samples of {x.n}: 95% of EX in [{accs[lo]:.0f}, {accs[hi]:.0f}]%")
+    print(f"{x.a} over {x.draws} random samples of {x.n}: 95% of accuracy in [{accs[lo]:.0f}, {accs[hi]:.0f}]%")
     print(f"gain {x.b} - {x.a}: 95% in [{gains[lo]:+.0f}, {gains[hi]:+.0f}] points; "
           f"p < 0.05 in {100 * found / x.draws:.0f}% of samples")
 

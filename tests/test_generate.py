@@ -140,3 +140,30 @@ def test_run_predict_with_score_writes_results_and_metrics(tiny_model_dir: Path,
     assert metrics["accuracy"] == metrics["execution_accuracy"] == sum(r["correct"] for r in rows) / 4
     assert all(r["id"] == str(r["index"]) for r in rows)
     assert len((out / "predictions.sql").read_text().splitlines()) == 4
+
+
+def test_spider_benchmark_evaluate_resumes_and_writes_the_contract(lm: HFLM, tmp_path: Path) -> None:
+    from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings
+
+    spider = make_tiny_spider(tmp_path / "spider")
+    b = SpiderBenchmark(SpiderSettings(benchmark="spider", split="dev", sample=5, batch_size=4, max_new_tokens=3),
+                        spider)
+    assert b.check() == [] and b.out_name == "spider-dev" and b.label == "EX (dev)"
+    out = tmp_path / "spider-dev"
+    counting = CountingLM(lm)
+    m = b.evaluate(counting, out)
+    assert counting.generate_requests == 5
+    for k in ("benchmark", "axis", "kind", "label", "accuracy", "n", "n_correct", "ci95", "n_empty", "n_predictions"):
+        assert k in m, k
+    assert (m["benchmark"], m["axis"], m["kind"], m["label"]) == ("spider", "specialty", "text2sql", "EX (dev)")
+    rows = read_jsonl(out / "results.jsonl")
+    assert m["n"] == len(rows) == 5 and m["n_correct"] == sum(r["correct"] for r in rows)
+    assert sorted(r["id"] for r in rows) == sorted(str(r["index"]) for r in rows)
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] == m["accuracy"]
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert m["n_empty"] == sum(not p["sql"].strip() for p in preds)
+    assert bool(b.problems(m)) == (m["n_empty"] == m["n_predictions"] == 5)
+    again = CountingLM(lm)
+    assert b.evaluate(again, out)["n"] == 5 and again.generate_requests == 0  # predictions are reused
+    (problem,) = SpiderBenchmark(SpiderSettings(benchmark="spider", split="syn"), spider).check()
+    assert "spider-syn" in problem

@@ -1,4 +1,5 @@
-"""MMLU loading and log-likelihood scoring: parsing errors, padding invariance, letter tokens, resume, metrics."""
+"""MMLU loading and the MMLU benchmark over an ``LM``: parsing errors, letter/cloze semantics against direct forward
+passes, padding invariance, letter tokens, resume, metrics, the below-chance guard."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from sqlshift.data.mmlu import (CATEGORIES, SEED_SUBJECTS, SUBJECTS, MMLUQuestio
                                 load_mmlu, load_seed_preset, mmlu_replay_examples, question_indices, read_mmlu_csv,
                                 resolve_subjects, seed_sample)
 from sqlshift.errors import ConfigError, DataError
-from sqlshift.metrics.mmlu import Scorer, build_metrics, check_letter_tokens, evaluate_mmlu, pad_batch
+from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings, question_id
+from sqlshift.lm_hf import HFLM
+from sqlshift.metrics.mmlu import build_context, build_metrics, check_letter_tokens
 
 SYNTH_SUBJECTS = ("philosophy", "high_school_computer_science", "anatomy", "sociology")
 
@@ -39,19 +42,6 @@ def mmlu_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for split, n in (("dev", 5), ("val", 12), ("test", 60)):
             write_csv(root / split / f"{s}_{split}.csv", synth_rows(s, n, split))
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
-    from sqlshift.models import load_model
-
-    return load_model(str(tiny_model_dir))
-
-
-def make_q(subject: str, i: int, qlen: int = 1) -> MMLUQuestion:
-    words = " ".join(["word"] * (1 + (i * 7) % 13) * qlen)
-    return MMLUQuestion(subject, i, f"Question {i} about {words}?", (f"alpha {i}", "beta", f"gamma gamma {i}", "delta"),
-                        "ABCD"[i % 4])
 
 
 # ---------------------------------------------------------------- CSV loading
@@ -156,8 +146,8 @@ def test_replay_examples_disjoint_from_eval_subjects(mmlu_dir: Path) -> None:
 # ---------------------------------------------------------------- letter tokens
 
 
-def test_check_letter_tokens_embedded_tokenizer(tiny: tuple[Any, Any]) -> None:
-    _, tok = tiny
+def test_check_letter_tokens_embedded_tokenizer(lm: HFLM) -> None:
+    tok = lm.tokenizer
     ids = check_letter_tokens(tok)
     assert len(set(ids)) == 4
     assert [tok.decode([i]) for i in ids] == [" A", " B", " C", " D"]
@@ -178,7 +168,7 @@ def char_tokenizer() -> Any:
     return tok
 
 
-def test_letters_not_single_tokens_fall_back_to_cloze(tmp_path: Path) -> None:
+def test_letters_not_single_tokens_fall_back_to_cloze(mmlu_dir: Path, tmp_path: Path) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -192,88 +182,173 @@ def test_letters_not_single_tokens_fall_back_to_cloze(tmp_path: Path) -> None:
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                                          pad_token_id=1, eos_token_id=2, bos_token_id=2)).eval()
-    qs = [make_q("philosophy", i) for i in range(6)]
-    m = evaluate_mmlu(model, tok, qs, tmp_path, mode="letter", batch_size=8, progress=False)
+    m = bench(mmlu_dir, subjects=["philosophy"], sample=6, mode="letter", batch_size=8).evaluate(
+        HFLM("char", loaded=(model, tok)), tmp_path)
     assert m["mode"] == "cloze" and m["mode_requested"] == "letter" and m["n"] == 6
     assert any("fell back to cloze" in w for w in m["warnings"])
+    rows = read_rows(tmp_path / "results.jsonl")
+    assert all(r["mode"] == "cloze" and len(r["scores_sum"]) == 4 for r in rows)
 
 
-# ---------------------------------------------------------------- padding invariance
+# ---------------------------------------------------------------- the benchmark over an LM
 
 
-def scorer(tiny: tuple[Any, Any], mode: str, chat: bool = False) -> Scorer:
-    model, tok = tiny
-    return Scorer(model, tok, mode, chat, {}, 0, check_letter_tokens(tok) if mode == "letter" else None, None)
+def bench(root: Path, **settings: Any) -> MMLUBenchmark:
+    return MMLUBenchmark(MMLUSettings(benchmark="mmlu", **settings), root)
 
 
-@pytest.mark.parametrize("mode,chat", [("letter", False), ("letter", True), ("cloze", False)])
-def test_batched_scores_equal_single(tiny: tuple[Any, Any], mode: str, chat: bool) -> None:
-    import torch
-
-    sc = scorer(tiny, mode, chat)
-    qs = [make_q("philosophy", i, qlen=1 + i % 3) for i in range(6)]
-    assert len({len(sc.context(q)) for q in qs}) > 3  # lengths differ, so batching pads
-    with torch.inference_mode():
-        batched = sc.score(qs)
-        single = [sc.score([q])[0] for q in qs]
-        right = sc.score(qs, side="right")
-    for b, s, r in zip(batched, single, right):
-        assert b["scores"] == pytest.approx(s["scores"], abs=1e-4)
-        assert b["scores"] == pytest.approx(r["scores"], abs=1e-4)
-
-
-def test_pad_batch_positions_start_at_first_real_token() -> None:
-    """RoPE is relative, so a Llama hides wrong positions; absolute-position models (GPT-2) would not."""
-    ids, mask, pos = pad_batch([[5, 6, 7], [8]], pad_id=0)
-    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert pos.tolist() == [[0, 1, 2], [0, 0, 0]]
-    ids, mask, pos = pad_batch([[5, 6, 7], [8]], pad_id=0, side="right")
-    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and pos.tolist() == [[0, 1, 2], [0, 0, 0]]
-
-
-# ---------------------------------------------------------------- resume and metrics
+@pytest.fixture(scope="module")
+def lm(tiny_model_dir: Path) -> HFLM:
+    return HFLM(str(tiny_model_dir))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def test_resume_after_interruption(tiny: tuple[Any, Any], tmp_path: Path) -> None:
-    model, tok = tiny
-    qs = [make_q(s, i) for s in ("philosophy", "anatomy") for i in range(7)]
-    first = evaluate_mmlu(model, tok, qs, tmp_path, batch_size=4, progress=False, limit=5)
-    assert first["n"] == 5 and not first["complete"]
-    with (tmp_path / "results.jsonl").open("a") as f:
-        f.write('{"subject": "anatomy", "ind')  # killed mid-write
-    second = evaluate_mmlu(model, tok, qs, tmp_path, batch_size=4, progress=False)
-    rows = read_rows(tmp_path / "results.jsonl")
-    assert second["complete"] and second["n"] == 14 and second["n_scored_this_run"] == 9
-    assert len(rows) == 14 and len({(r["subject"], r["index"]) for r in rows}) == 14
-    fresh = evaluate_mmlu(model, tok, qs, tmp_path / "fresh", batch_size=4, progress=False)
-    assert fresh["n_correct"] == second["n_correct"]
+def log_softmax_at(lm: HFLM, ids: list[int]) -> Any:
+    """Log-probs at every position of one unpadded sequence (the reference for the benchmark's numbers)."""
+    import torch
+
+    with torch.inference_mode():
+        return torch.log_softmax(lm.model(input_ids=torch.tensor([ids])).logits.float()[0], dim=-1)
+
+
+def continuation_logprob(lm: HFLM, context: str, continuation: str) -> float:
+    ctx, cont = lm.encode_context(context), lm.encode_continuation(continuation)
+    lp = log_softmax_at(lm, ctx + cont)
+    return float(sum(lp[len(ctx) - 1 + j, t] for j, t in enumerate(cont)))
+
+
+def by_id(b: MMLUBenchmark) -> dict[str, MMLUQuestion]:
+    return {question_id(q): q for q in b.questions()}
+
+
+def test_letter_scores_are_next_token_logprobs_of_space_letters(lm: HFLM, mmlu_dir: Path, tmp_path: Path) -> None:
+    b = bench(mmlu_dir, subjects=["philosophy", "anatomy"], sample=6, mode="letter")
+    m = b.evaluate(lm, tmp_path)
+    rows, qs = read_rows(tmp_path / "results.jsonl"), by_id(b)
+    letter_ids = check_letter_tokens(lm.tokenizer)
+    assert m["mode"] == "letter" and len(rows) == m["n"] == 6 and set(qs) == {r["id"] for r in rows}
+    for r in rows:
+        q = qs[r["id"]]
+        lp = log_softmax_at(lm, lm.encode_context(build_context(q, "letter", [], False, lm.tokenizer)))[-1]
+        want = [float(lp[i]) for i in letter_ids]
+        assert r["scores"] == pytest.approx(want, abs=1e-4)
+        assert r["pred"] == "ABCD"[max(range(4), key=lambda i: want[i])]
+        assert r["gold"] == q.answer and r["correct"] == (r["pred"] == q.answer)
+    assert m["n_correct"] == sum(r["correct"] for r in rows)
+
+
+def test_cloze_scores_are_per_character_normalised_answer_logprobs(lm: HFLM, mmlu_dir: Path, tmp_path: Path) -> None:
+    b = bench(mmlu_dir, subjects=["sociology"], sample=5, mode="cloze")
+    m = b.evaluate(lm, tmp_path)
+    rows, qs = read_rows(tmp_path / "results.jsonl"), by_id(b)
+    assert m["mode"] == "cloze" and len(rows) == 5
+    for r in rows:
+        q = qs[r["id"]]
+        ctx = build_context(q, "cloze", [], False, lm.tokenizer)
+        assert ctx.endswith(f"Question: {q.question.strip()}\nAnswer:") and "A. " not in ctx  # choices not shown
+        sums = [continuation_logprob(lm, ctx, " " + c.strip()) for c in q.choices]
+        norm = [s / len(c.strip()) for s, c in zip(sums, q.choices)]
+        assert r["scores_sum"] == pytest.approx(sums, abs=1e-4)
+        assert r["scores"] == pytest.approx(norm, abs=1e-4)
+        assert r["pred"] == "ABCD"[max(range(4), key=lambda i: norm[i])]
+        assert r["pred_sum"] == "ABCD"[max(range(4), key=lambda i: sums[i])]
+    assert m["cloze_sum"]["n_correct"] == sum(r["pred_sum"] == r["gold"] for r in rows)
+
+
+@pytest.mark.parametrize("mode,chat", [("letter", False), ("letter", True), ("cloze", False)])
+def test_batched_scores_equal_single(lm: HFLM, mmlu_dir: Path, tmp_path: Path, mode: str, chat: bool) -> None:
+    settings = dict(subjects=["philosophy", "high_school_computer_science"], sample=6, mode=mode, chat=chat)
+    bench(mmlu_dir, batch_size=16, **settings).evaluate(lm, tmp_path / "batched")
+    bench(mmlu_dir, batch_size=1, **settings).evaluate(lm, tmp_path / "single")
+    batched = {r["id"]: r for r in read_rows(tmp_path / "batched" / "results.jsonl")}
+    single = {r["id"]: r for r in read_rows(tmp_path / "single" / "results.jsonl")}
+    assert set(batched) == set(single) and len(batched) == 6
+    for k, r in batched.items():
+        assert r["scores"] == pytest.approx(single[k]["scores"], abs=1e-4)
+
+
+def test_resume_after_interruption(lm: HFLM, mmlu_dir: Path, tmp_path: Path) -> None:
+    from test_lm_hf import CountingLM
+
+    b = bench(mmlu_dir, subjects=["philosophy", "anatomy"], sample=14, batch_size=4)
+    full = b.evaluate(lm, tmp_path / "full")
+    lines = (tmp_path / "full" / "results.jsonl").read_text().splitlines(keepends=True)
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "results.jsonl").write_text("".join(lines[:5]) + '{"id": "anatomy:3", "subj')  # killed mid-write
+    counting = CountingLM(lm)
+    second = b.evaluate(counting, part)
+    assert counting.loglikelihood_requests == 4 * 9, "only the 9 missing questions are scored (4 requests each)"
+    rows = read_rows(part / "results.jsonl")
+    assert second["complete"] and second["n"] == 14 and second["n_requested"] == 14
+    assert len(rows) == 14 and len({r["id"] for r in rows}) == 14
+    assert second["n_correct"] == full["n_correct"]
+    fresh = {r["id"]: r["scores"] for r in read_rows(tmp_path / "full" / "results.jsonl")}
+    assert all(r["scores"] == pytest.approx(fresh[r["id"]], abs=1e-4) for r in rows)
+    again = CountingLM(lm)
+    assert b.evaluate(again, part)["n"] == 14 and again.loglikelihood_requests == 0
     with pytest.raises(ConfigError, match="letter-mode"):
-        evaluate_mmlu(model, tok, qs, tmp_path, mode="cloze", progress=False)
+        bench(mmlu_dir, subjects=["philosophy", "anatomy"], sample=14, mode="cloze").evaluate(lm, part)
 
 
-def test_metrics_format_and_category_aggregation(tiny: tuple[Any, Any], tmp_path: Path) -> None:
-    model, tok = tiny
-    subjects = ("philosophy", "anatomy", "sociology", "high_school_computer_science", "prehistory")
-    qs = [make_q(s, i) for s in subjects for i in range(4)]
-    m = evaluate_mmlu(model, tok, qs, tmp_path, mode="cloze", batch_size=8, progress=False, extra={"split": "test"})
+def test_metrics_format_and_category_aggregation(lm: HFLM, mmlu_dir: Path, tmp_path: Path) -> None:
+    b = bench(mmlu_dir, subjects=list(SYNTH_SUBJECTS), sample=24, mode="cloze", batch_size=16)
+    m = b.evaluate(lm, tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text()) == m
     for k in ("metric", "mode", "k_shot", "chat", "accuracy", "n", "n_correct", "ci95", "chance", "below_chance_p",
-              "by_subject", "by_category", "subjects", "below_chance", "cloze_sum"):
+              "by_subject", "by_category", "subjects", "below_chance", "cloze_sum", "benchmark", "axis", "kind",
+              "label", "n_requested", "complete", "pred_counts", "gold_counts", "prior_corrected_accuracy"):
         assert k in m, k
-    assert m["metric"] == "mmlu" and m["chance"] == 0.25 and m["subjects"] == list(subjects)
+    assert (m["benchmark"], m["axis"], m["kind"], m["label"]) == ("mmlu", "generality", "multiple_choice", "MMLU")
+    assert m["metric"] == "mmlu" and m["chance"] == 0.25 and m["complete"]
+    assert m["n"] == 24 and 0 <= m["n_correct"] <= 24 and m["accuracy"] == m["n_correct"] / 24
+    lo, hi = m["ci95"]
+    assert 0 <= lo <= m["accuracy"] <= hi <= 1
     rows = read_rows(tmp_path / "results.jsonl")
+    assert sorted(m["subjects"]) == sorted({r["subject"] for r in rows})
     for r in rows:
-        assert set(r) >= {"subject", "category", "index", "gold", "pred", "correct", "scores"}
+        assert set(r) >= {"id", "subject", "category", "index", "gold", "pred", "correct", "scores", "mode"}
+        assert r["id"] == f"{r['subject']}:{r['index']}"
         assert len(r["scores"]) == 4 and r["correct"] == (r["pred"] == r["gold"])
-    hum = [r for r in rows if r["category"] == "humanities"]
-    assert m["by_category"]["humanities"]["n"] == 8 == len(hum)
-    assert m["by_category"]["humanities"]["n_correct"] == sum(r["correct"] for r in hum)
-    assert sum(c["n"] for c in m["by_category"].values()) == m["n"] == 20
-    assert m["by_subject"]["anatomy"]["n"] == 4 and len(m["by_subject"]["anatomy"]["ci95"]) == 2
+    assert m["questions"] == {s: sorted(r["index"] for r in rows if r["subject"] == s) for s in m["subjects"]}
+    for cat in {r["category"] for r in rows}:
+        members = [r for r in rows if r["category"] == cat]
+        assert m["by_category"][cat]["n"] == len(members)
+        assert m["by_category"][cat]["n_correct"] == sum(r["correct"] for r in members)
+    assert set(m["by_category"]) <= {"STEM", "humanities", "social sciences", "other"}
+    assert sum(c["n"] for c in m["by_category"].values()) == m["n"]
+    for s, sm in m["by_subject"].items():
+        assert sm["n"] == sum(r["subject"] == s for r in rows) and len(sm["ci95"]) == 2
+
+
+def test_check_reports_missing_folders_and_unknown_subjects(tmp_path: Path, mmlu_dir: Path) -> None:
+    assert bench(mmlu_dir, subjects=["philosophy"]).check() == []
+    (problem,) = bench(tmp_path / "nowhere").check()
+    assert "does not exist" in problem
+    (problem,) = bench(mmlu_dir, subjects=["philosopy"]).check()
+    assert "philosop" in problem
+    assert bench(mmlu_dir, subjects="all", exclude=["anatomy"]).subjects() == [
+        s for s in bench(mmlu_dir, subjects="all").subjects() if s != "anatomy"]
+
+
+def test_check_reports_a_listed_subject_whose_csv_is_missing(mmlu_dir: Path) -> None:
+    """A real MMLU subject whose CSV is not in the folder must be found up front, not after the model has loaded."""
+    problems = bench(mmlu_dir, subjects=["prehistory"]).check()
+    assert problems and "prehistory" in " ".join(problems)
+    problems = bench(mmlu_dir).check()  # the default "seed" protocol on a folder without all seed subjects
+    assert problems and "high_school_macroeconomics" in " ".join(problems)
+
+
+def test_settings_are_strict() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sampel"):
+        MMLUSettings(benchmark="mmlu", sampel=3)
+    with pytest.raises(ValidationError):
+        MMLUSettings(benchmark="mmlu", mode="generate")
 
 
 def test_below_chance_guard() -> None:
@@ -287,10 +362,25 @@ def test_below_chance_guard() -> None:
     assert m["below_chance_p"] < 0.01
 
 
-def test_chat_and_kshot_prompts(tiny: tuple[Any, Any], mmlu_dir: Path, tmp_path: Path) -> None:
-    from sqlshift.metrics.mmlu import build_context
+def test_below_chance_is_a_problem_of_the_benchmark(mmlu_dir: Path) -> None:
+    """MMLUBenchmark.problems turns the below-chance test into a BelowChance (a ScorerFailure) for the runner."""
+    from sqlshift.errors import BelowChance, ScorerFailure
 
-    _, tok = tiny
+    def rows(n_correct: int, n: int = 80) -> list[dict[str, Any]]:
+        return [{"subject": "philosophy", "category": "humanities", "index": i, "gold": "A",
+                 "pred": "A" if i < n_correct else "B", "correct": i < n_correct, "scores": [0, 0, 0, 0]}
+                for i in range(n)]
+
+    b = bench(mmlu_dir)
+    (p,) = b.problems(build_metrics(rows(2), mode="letter", k_shot=0, chat=False))
+    assert isinstance(p, BelowChance) and isinstance(p, ScorerFailure)
+    assert "below chance" in str(p) and "mmlu" in str(p) and "allow-below-chance" in str(p)
+    assert b.problems(build_metrics(rows(20), mode="letter", k_shot=0, chat=False)) == []  # 25%: chance, fine
+    assert b.problems(build_metrics(rows(0, n=10), mode="letter", k_shot=0, chat=False)) == []  # too few to tell
+
+
+def test_chat_and_kshot_prompts(lm: HFLM, mmlu_dir: Path, tmp_path: Path) -> None:
+    tok = lm.tokenizer
     q = load_mmlu(mmlu_dir, ["philosophy"])[10]
     shots, _ = load_fewshot(mmlu_dir, ["philosophy"], 2)
     plain = build_context(q, "letter", shots["philosophy"], False, tok)
@@ -298,29 +388,40 @@ def test_chat_and_kshot_prompts(tiny: tuple[Any, Any], mmlu_dir: Path, tmp_path:
     assert plain.count("Answer:") == 3 and plain.endswith("\nD. four 10\nAnswer:")
     chat = build_context(q, "letter", [], True, tok)
     assert "<|im_start|>user" in chat and chat.endswith("<|im_start|>assistant\nAnswer:")
-    model, _ = tiny
-    m = evaluate_mmlu(model, tok, load_mmlu(mmlu_dir, ["philosophy"])[:6], tmp_path, k_shot=2, chat=True,
-                      fewshot=shots, progress=False)
-    assert m["k_shot"] == 2 and m["chat"] and m["n"] == 6
+    b = bench(mmlu_dir, subjects=["philosophy"], sample=6, k_shot=2, chat=True)
+    m = b.evaluate(lm, tmp_path)
+    assert m["k_shot"] == 2 and m["chat"] and m["n"] == 6 and "dev" in m["fewshot_note"]
+    letter_ids = check_letter_tokens(tok)
+    r = read_rows(tmp_path / "results.jsonl")[0]
+    ctx = build_context(by_id(b)[r["id"]], "letter", shots["philosophy"], True, tok)  # the 2-shot chat prompt
+    lp = log_softmax_at(lm, lm.encode_context(ctx))[-1]
+    assert r["scores"] == pytest.approx([float(lp[i]) for i in letter_ids], abs=1e-4)
 
 
 # ---------------------------------------------------------------- real model, real data
 
 
+def test_seed_protocol_on_real_data_is_150_questions(data_dir: Path) -> None:
+    b = bench(data_dir)
+    assert b.check() == []
+    qs = b.questions()
+    assert len(qs) == 150 and len({question_id(q) for q in qs}) == 150
+    assert list(question_indices(qs)) == list(SEED_SUBJECTS)
+
+
 @pytest.mark.slow
 def test_embedded_model_on_real_questions_is_deterministic(data_dir: Path, tmp_path: Path) -> None:
-    from sqlshift.models import load_model
-
-    model, tok = load_model("embedded")
-    qs = seed_sample(load_mmlu(data_dir, ["philosophy", "high_school_computer_science"]), n=4, seed=42)
-    a = evaluate_mmlu(model, tok, qs, tmp_path / "a", batch_size=4, progress=False)
-    b = evaluate_mmlu(model, tok, qs, tmp_path / "b", batch_size=1, progress=False)
-    ra, rb = read_rows(tmp_path / "a" / "results.jsonl"), read_rows(tmp_path / "b" / "results.jsonl")
-    key = lambda r: (r["subject"], r["index"])  # noqa: E731
-    for x, y in zip(sorted(ra, key=key), sorted(rb, key=key)):
-        assert x["scores"] == pytest.approx(y["scores"], abs=1e-3)
+    lm = HFLM("embedded")
+    settings = dict(subjects=["philosophy", "high_school_computer_science"], sample=8)
+    a = bench(data_dir, batch_size=4, **settings).evaluate(lm, tmp_path / "a")
+    b = bench(data_dir, batch_size=1, **settings).evaluate(lm, tmp_path / "b")
+    ra = {r["id"]: r for r in read_rows(tmp_path / "a" / "results.jsonl")}
+    rb = {r["id"]: r for r in read_rows(tmp_path / "b" / "results.jsonl")}
+    assert set(ra) == set(rb)
+    for k in ra:
+        assert ra[k]["scores"] == pytest.approx(rb[k]["scores"], abs=1e-3)
     assert a["n"] == 8 and a["n_correct"] == b["n_correct"] and not a["warnings"]
-    c = evaluate_mmlu(model, tok, qs[:3], tmp_path / "c", mode="cloze", batch_size=8, progress=False)
+    c = bench(data_dir, subjects=["philosophy"], sample=3, mode="cloze", batch_size=8).evaluate(lm, tmp_path / "c")
     assert c["mode"] == "cloze" and c["n"] == 3 and "cloze_sum" in c
 
 

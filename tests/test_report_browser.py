@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sqlshift.report import build_report
-from test_report import make_run
+from report_runs import make_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,7 +74,8 @@ def test_report_html_renders_in_chromium(tmp_path: Path) -> None:
     c.feed(dom)
     n_tables = len(re.findall(r"<table>", paths["report.html"].read_text()))
     assert c.tables == n_tables >= 9
-    for title in ("Execution accuracy", "MMLU", "Trade-off and Pareto frontier", "Robustness: EX on Spider variants"):
+    for title in ("EX (dev)", "Forgetting table", "Composite generality score", "Trade-off points",
+                  "Text-to-SQL benchmarks side by side"):
         assert title in c.h3
     assert len(c.imgs) == len(list((run / "plots").glob("*.png"))) == 5
     for src in c.imgs:

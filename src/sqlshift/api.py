@@ -135,6 +135,10 @@ class Benchmark(abc.ABC):
         """Problems that would stop this benchmark, found before any model is loaded (missing files...)."""
         return []
 
+    def size(self) -> int | None:
+        """Number of items an evaluation will score (after ``sample``), when cheap to know; for time estimates."""
+        return None
+
     def fingerprint(self) -> dict[str, Any]:
         """The step-cache inputs besides the model: settings and where the data is."""
         return {"benchmark": self.name, "settings": self.settings.model_dump(mode="json"), "data": str(self.data_root)}

@@ -254,6 +254,9 @@ class Runner:
         record = self.record.model_copy(update={"specialty": spec, "generality": gen})
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
         log.info("plan: %s", plan(self.cfg, self.benches))
+        minutes = estimate_minutes(self.cfg, self.benches)
+        if minutes is not None:
+            log.info("estimate: about %.0f minutes on an idle 2-core CPU (more on a busy machine)", minutes)
         # Baseline first, then each run right after its training: an interrupted study keeps whole results.
         if self.cfg.baseline:
             self.evaluate_entry(ModelEntry("baseline", "baseline"))
@@ -281,6 +284,33 @@ class Runner:
             raise diverged[0]
         if problems:
             raise problems[0]
+
+
+#: the embedded model on an idle 2-core CPU (docs/results.md, "Embedded default study"): seconds per unit
+CPU_COST = {"load": 25.0, "generated_token": 1.6 / 96, "choice": 0.07 / 4, "train_step": 10.3}
+
+
+def estimate_minutes(cfg: ExperimentConfig, benches: list[Benchmark]) -> float | None:
+    """A wall-time estimate for the embedded model on CPU (None elsewhere: no measured costs to scale)."""
+    if cfg.model != "embedded" or resolve_backend(cfg.lm) != "hf" or cfg.lm.device not in ("auto", "cpu"):
+        return None
+    import torch
+
+    if torch.cuda.is_available() and cfg.lm.device == "auto":
+        return None
+    from sqlshift.train import load_train_config
+
+    points = (1 if cfg.baseline else 0) + len(cfg.runs)
+    seconds = CPU_COST["load"] * (1 + len(cfg.runs))
+    for b in benches:
+        n = b.size() or 0
+        per = getattr(b.settings, "max_new_tokens", None)
+        seconds += points * n * (per * CPU_COST["generated_token"] if per else 4 * CPU_COST["choice"])
+    for r in cfg.runs:
+        t = load_train_config(r.config, r.overrides)
+        steps = t.max_steps if t.max_steps > 0 else 0
+        seconds += steps * CPU_COST["train_step"] * t.per_device_batch_size * t.gradient_accumulation_steps / 4
+    return seconds / 60
 
 
 def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:

@@ -64,6 +64,9 @@ class MMLUBenchmark(Benchmark):
             return [f"{self.out_name}: {e}"]
         return []
 
+    def size(self) -> int | None:
+        return len(self.questions())
+
     def subjects(self) -> list[str]:
         from sqlshift.data.mmlu import resolve_subjects
 

@@ -105,6 +105,9 @@ class SpiderBenchmark(Benchmark):
             missing.insert(0, var_dir)
         return [f"{self.out_name}: {p} does not exist (see docs/DATA.md for the layout)" for p in missing]
 
+    def size(self) -> int | None:
+        return len(self.load().examples)
+
     def load(self) -> Any:
         """The split with the seeded ``sample`` applied (skip accounting kept)."""
         from sqlshift.data.spider import load_spider

@@ -1,0 +1,51 @@
+"""The table printed at the end of ``sqlshift run``: specialty and each generality benchmark per model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlshift.report.stats import acc_ci, pts
+
+
+def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(columns, rows): model | <specialty> | n | per generality benchmark: <label> | n | Δ<label> vs base."""
+    labels = {f: b["label"] for f, b in summary.get("benchmarks", {}).items()}
+    spec, gens = summary.get("specialty"), summary.get("generality") or []
+    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else [])
+    for g in gens:
+        cols += [labels.get(g, g), "n", f"Δ{labels.get(g, g)} vs base"]
+    rows = []
+    for m in summary.get("models", []):
+        b = m.get("benchmarks", {})
+        row = [m["key"]]
+        if spec:
+            e = b.get(spec) or {}
+            row += [acc_ci(e.get("accuracy"), e.get("ci95")) if e else "", str(e.get("n", ""))]
+        for g in gens:
+            e = b.get(g) or {}
+            d = e.get("delta_points")
+            row += [acc_ci(e.get("accuracy"), e.get("ci95")) if e else "", str(e.get("n", "")),
+                    f"{pts(d)} pts" if d is not None else ""]
+        rows.append(row)
+    return cols, rows
+
+
+def print_summary(run_dir: str | Path) -> None:
+    """Print the rich summary table from ``summary.json`` and where the full report is."""
+    from rich.console import Console
+    from rich.table import Table
+
+    run_dir = Path(run_dir)
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return
+    cols, rows = summary_columns(json.loads(path.read_text(encoding="utf-8")))
+    table = Table(title=f"sqlshift study: {run_dir}")
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+    print(f"report: {run_dir / 'report.html'}")

@@ -1,0 +1,194 @@
+"""PNG plots (matplotlib on the Agg canvas, no pyplot state): trade-off, learning/forgetting curves, hardness,
+error types, training loss. A plot without data is not drawn; bars carry their values so a real 0% never reads
+as a missing bar.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlshift.metrics.execution import ERROR_TYPES
+from sqlshift.metrics.hardness import LEVELS
+from sqlshift.report.frontier import axis_labels, interpolation_paths
+from sqlshift.report.kinds import by_hardness, text2sql_folder
+from sqlshift.report.load import Study
+
+MAX_CURVE_PANELS = 4
+
+
+def new_figure(w: float = 7.0, h: float = 4.5) -> Any:
+    """A figure on the Agg canvas, without pyplot (no global state, no display needed)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def err(v: float, c: list[float] | None) -> list[list[float]]:
+    """Asymmetric error bar from a CI (same units as v)."""
+    return [[0.0], [0.0]] if c is None else [[max(0.0, v - c[0])], [max(0.0, c[1] - v)]]
+
+
+def plot_tradeoff(summary: dict[str, Any], path: Path) -> Path | None:
+    fig = tradeoff_figure(summary)
+    return None if fig is None else save(fig, path)
+
+
+def tradeoff_figure(summary: dict[str, Any]) -> Any:
+    """Specialty (y) vs generality (x) with CI bars; frontier joined only with ≥ 2 points; λ curves dotted."""
+    t = summary["tradeoff"]
+    if not t["points"]:
+        return None
+    fig = new_figure()
+    ax = fig.add_subplot()
+    front = set(t["frontier"]) if len(t["frontier"]) >= 2 else set()
+    for p in t["points"]:
+        colour = "tab:red" if p["key"] in front else "tab:gray"
+        marker = "*" if p["key"] == summary["baseline"] else "o"
+        y, ci = 100 * p["spec"], [100 * c for c in p["spec_ci"]]
+        ax.errorbar(p["gen"], y, xerr=err(p["gen"], p["gen_ci"]), yerr=err(y, ci), fmt=marker, color=colour,
+                    ms=12 if marker == "*" else 6, capsize=3, alpha=0.85)
+        note = " (margin within training noise)" if p.get("within_noise") and p["key"] in front else ""
+        ax.annotate(p["key"] + note, (p["gen"], y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    for run, pts_ in interpolation_paths(t["points"], summary["baseline"]).items():
+        ax.plot([p["gen"] for p in pts_], [100 * p["spec"] for p in pts_], ":", color="tab:blue", lw=1,
+                label=f"{run}: LoRA scale λ 0 → 1")
+    if front:
+        fp = sorted((p for p in t["points"] if p["key"] in front), key=lambda p: p["gen"])
+        ax.plot([p["gen"] for p in fp], [100 * p["spec"] for p in fp], "-", color="tab:red", lw=1.5,
+                label="Pareto frontier")
+    for p in t["points"]:
+        if p["key"] == summary["budget"]["pick"]:
+            ax.scatter([p["gen"]], [100 * p["spec"]], s=250, facecolors="none", edgecolors="tab:green", lw=2,
+                       label=f"pick (drop ≤ {summary['budget']['max_generality_drop_points']:g} pts)")
+    spec_l, gen_l = axis_labels(summary)
+    ax.set_xlabel(f"{gen_l} ({'pts vs baseline' if summary['composite'] else '%'})")
+    ax.set_ylabel(f"{spec_l} (%)")
+    ax.set_title("Specialty vs generality (95% CI bars; ★ = baseline)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
+    """Each axis benchmark over training steps per run, baseline dashed."""
+    runs: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for m in summary["models"].values():
+        if m["kind"] in ("checkpoint", "run") and m["step"] is not None:
+            runs[m["run"] or "?"].append((m["step"], m))
+    if not any(len(v) > 1 for v in runs.values()):
+        return None
+    folders = [f for f in [summary["specialty"], *summary["generality"]] if f][:MAX_CURVE_PANELS]
+    fig = new_figure(4.5 * len(folders), 4)
+    axes = fig.subplots(1, len(folders), squeeze=False)[0]
+    base = summary["models"].get(summary["baseline"] or "", {})
+    for ax, f in zip(axes, folders):
+        for run, seq in sorted(runs.items()):
+            xy = sorted((s, 100 * m["benchmarks"][f]["accuracy"]) for s, m in seq if f in m["benchmarks"])
+            if xy:
+                ax.plot(*zip(*xy), "o-", label=run)
+        if f in base.get("benchmarks", {}):
+            ax.axhline(100 * base["benchmarks"][f]["accuracy"], ls="--", color="k", lw=1, label="baseline")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"{summary['benchmarks'][f]['label']} (%)")
+        ax.set_title("Specialty" if f == summary["specialty"] else "Generality")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def plot_hardness(study: Study, summary: dict[str, Any], path: Path) -> Path | None:
+    fig = hardness_figure(study, summary)
+    return None if fig is None else save(fig, path)
+
+
+def hardness_figure(study: Study, summary: dict[str, Any]) -> Any:
+    """Accuracy by hardness, grouped bars per model, each bar labelled; levels a model has no items in are left
+    out rather than drawn as 0."""
+    folder = text2sql_folder(study)
+    if folder is None:
+        return None
+    data = {m.key: by_hardness(m.benches[folder]) for m in study.models if folder in m.benches}
+    levels = [h for h in LEVELS if any(d.get(h, {}).get("n") for d in data.values())]
+    if not levels:
+        return None
+    fig = new_figure(min(12.0, max(7.0, 0.45 * len(levels) * len(data))), 4.5)
+    ax = fig.add_subplot()
+    width = 0.8 / len(data)
+    for i, (key, d) in enumerate(data.items()):
+        xs = [j + i * width for j, h in enumerate(levels) if d.get(h, {}).get("n")]
+        ys = [100 * float(d[h]["accuracy"]) for h in levels if d.get(h, {}).get("n")]
+        if xs:
+            bars = ax.bar(xs, ys, width, label=key)
+            ax.bar_label(bars, labels=[f"{y:.0f}" for y in ys], fontsize=6, padding=1)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(levels))], levels)
+    ax.set_ylabel(f"{summary['benchmarks'][folder]['label']} (%)")
+    ax.set_title("Accuracy by hardness (bar labels in %)")
+    ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+def plot_errors(study: Study, summary: dict[str, Any], path: Path) -> Path | None:
+    """Failed items by error type, stacked per model; only types that occur are drawn."""
+    folder = text2sql_folder(study)
+    if folder is None:
+        return None
+    counts = {m.key: m.benches[folder].metrics.get("by_error_type") or {} for m in study.models if folder in m.benches}
+    skip = {"correct", "gold_error"}
+    types = [t for t in ERROR_TYPES if t not in skip and any(c.get(t) for c in counts.values())]
+    types += sorted({t for c in counts.values() for t in c if c.get(t)} - {*ERROR_TYPES, *skip})
+    if not types:
+        return None
+    fig = new_figure(max(7.0, 0.8 * len(counts)), 4.5)
+    ax = fig.add_subplot()
+    keys = list(counts)
+    bottom = [0] * len(keys)
+    for t in types:
+        vals = [int(counts[k].get(t, 0)) for k in keys]
+        ax.bar(keys, vals, bottom=bottom, label=t)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    for x, total in enumerate(bottom):
+        ax.annotate(str(total), (x, total), ha="center", va="bottom", fontsize=7)
+    ax.set_ylabel("failed items")
+    ax.set_title(f"Error types ({summary['benchmarks'][folder]['label']}; totals above bars)")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def plot_loss(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
+    """Training (and eval) loss per run."""
+    if not any(any("loss" in r or "eval_loss" in r for r in h) for h in histories.values()):
+        return None
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for run, hist in histories.items():
+        tr = [(r["step"], r["loss"]) for r in hist if "loss" in r and "step" in r]
+        ev = [(r["step"], r["eval_loss"]) for r in hist if "eval_loss" in r and "step" in r]
+        if tr:
+            ax.plot(*zip(*tr), "-", label=f"{run} train")
+        if ev:
+            ax.plot(*zip(*ev), "o--", label=f"{run} eval")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss")
+    ax.set_title("Training loss")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def make_plots(plot_dir: Path, study: Study, summary: dict[str, Any]) -> dict[str, Path]:
+    """All plots that have data, by name; stale PNGs of an earlier report are removed first."""
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    for old in plot_dir.glob("*.png"):
+        old.unlink()
+    made = [plot_tradeoff(summary, plot_dir / "tradeoff.png"), plot_curves(summary, plot_dir / "curves.png"),
+            plot_hardness(study, summary, plot_dir / "hardness.png"),
+            plot_errors(study, summary, plot_dir / "errors.png"), plot_loss(study.histories, plot_dir / "loss.png")]
+    return {p.stem: p for p in made if p is not None}

@@ -1,0 +1,94 @@
+"""Plain words for numbers, worded by what the test supports and no further.
+
+A significant difference is "higher"/"lower" with its p; anything else is "not significantly different", and a
+generality comparison also says how large a loss the paired CI still allows, because "no significant drop" on a
+few hundred items is compatible with a real one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlshift.benchmarks.common import ONE_ANSWER_SHARE
+from sqlshift.report.load import BenchResult
+from sqlshift.report.stats import pval
+
+CI_METHOD = "Newcombe's hybrid-score interval for paired proportions (method 10)"
+
+
+def compare_words(t: dict[str, Any] | None) -> str:
+    """``higher (p=…)`` / ``lower (p=…)`` when significant, else ``not significantly different (p=…)``."""
+    if t is None:
+        return "not tested (no shared items)"
+    if t["significant"]:
+        return f"{'higher' if t['diff_points'] > 0 else 'lower'} (p={pval(t['p_value'])})"
+    return f"not significantly different (p={pval(t['p_value'])})"
+
+
+def loss_bound(t: dict[str, Any]) -> float:
+    """The largest loss (points, ≥ 0) the 95% CI of the paired difference still allows."""
+    return max(0.0, -float(t["diff_ci95"][0]))
+
+
+def generality_words(t: dict[str, Any] | None) -> str:
+    """The generality reading: a significant change, or no evidence of loss with the loss the CI cannot rule out."""
+    if t is None or t["significant"]:
+        return compare_words(t)
+    return (f"{compare_words(t)}: no evidence of loss; the test cannot rule out a loss of up to "
+            f"{loss_bound(t):.1f} points")
+
+
+def composite_words(c: dict[str, Any] | None) -> str:
+    """The composite generality reading, from its bootstrap CI (significant when the CI excludes 0)."""
+    if c is None:
+        return "not computed (no paired items)"
+    lo, hi = c["ci95"]
+    if not c["n_discordant"]:
+        return ("not significantly different: no item changed its verdict, so the bootstrap cannot bound a loss; "
+                "see each benchmark's paired CI")
+    if c["significant"]:
+        return f"{'higher' if c['delta_points'] > 0 else 'lower'} (95% CI [{lo:+.1f}, {hi:+.1f}] excludes 0)"
+    return (f"not significantly different (95% CI [{lo:+.1f}, {hi:+.1f}]): no evidence of loss; the test cannot "
+            f"rule out a mean loss of up to {max(0.0, -lo):.1f} points")
+
+
+def option_name(position: Any) -> str:
+    """An answer position as the letter a reader sees (``0`` -> ``A``); letters and words stay as they are."""
+    s = str(position)
+    return chr(ord("A") + int(s)) if s.isdigit() and int(s) < 26 else s
+
+
+def one_answer(b: BenchResult) -> dict[str, Any] | None:
+    """``{option, share}`` when the model gives one answer to ≥ 90% of items (the axis then measures nothing)."""
+    m = b.metrics
+    counts = m.get("pred_counts") or m.get("pred_position_counts")
+    if not counts and b.kind == "multiple_choice" and b.rows and all("pred" in r for r in b.rows):
+        counts = {}
+        for r in b.rows:
+            counts[str(r["pred"])] = counts.get(str(r["pred"]), 0) + 1
+    if counts:
+        total = sum(int(v) for v in counts.values())
+        top, k = max(counts.items(), key=lambda kv: int(kv[1]))
+        if total and int(k) / total >= ONE_ANSWER_SHARE:
+            return {"option": option_name(top), "share": int(k) / total}
+        return None
+    if m.get("one_answer"):
+        return {"option": option_name(m.get("top_position")), "share": float(m.get("top_position_share") or 1.0)}
+    return None
+
+
+def uninformative(e: dict[str, Any], base: dict[str, Any] | None) -> str | None:
+    """Why a comparison on this benchmark cannot be read, when the model or the baseline gives one answer."""
+    if e.get("one_answer"):
+        return "not interpretable: this model gives one answer"
+    if base is not None and base is not e and base.get("one_answer"):
+        flag = base["one_answer"]
+        return f"not interpretable: the baseline answers '{flag['option']}' to {100 * flag['share']:.0f}%"
+    return None
+
+
+def one_answer_flag(flag: dict[str, Any] | None) -> str:
+    """``answers 'A' to 100%: this axis is uninformative for this model``."""
+    if not flag:
+        return ""
+    return f"answers '{flag['option']}' to {100 * flag['share']:.0f}%: this axis is uninformative for this model"

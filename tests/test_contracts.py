@@ -1,0 +1,230 @@
+"""Issue 14's proof that the seam works: a benchmark and a backend the project has never heard of, registered by this
+test, run through `sqlshift run` next to the demo's Spider benchmark, with caching, strict settings and the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import Field
+
+from sqlshift import api
+from sqlshift.api import LM, Benchmark, BenchmarkSettings, LoglikelihoodRequest
+from sqlshift.benchmarks.common import (ResultsFile, base_metrics, below_chance_problem, chance_test,
+                                        write_metrics)
+from sqlshift.config import load_experiment
+from sqlshift.errors import ConfigError, EmptyPredictions
+from sqlshift.experiment import Runner, run_experiment
+from sqlshift.lm_hf import HFLM
+
+ITEMS = [  # (context, options, gold)
+    ("The capital of France is", [" Paris", " Rome", " a fish"], 0),
+    ("Two plus two equals", [" seven", " four"], 1),
+    ("SELECT name FROM singer WHERE age >", [" 30", " banana"], 0),
+    ("The sky on a clear day is", [" green", " blue", " loud"], 1),
+    ("Water freezes at zero degrees", [" Celsius", " Kelvin"], 0),
+    ("A week has seven", [" days", " apples"], 0),
+]
+
+
+class ToyQuizSettings(BenchmarkSettings):
+    """The toy benchmark's own strict settings."""
+
+    items: int = Field(4, gt=0)
+    batch_size: int = Field(8, gt=0)
+
+
+class ToyQuiz(Benchmark):
+    """A tiny multiple-choice benchmark scored by log-likelihood, defined entirely in this test."""
+
+    name = "toy_quiz"
+    axis = "generality"
+    kind = "multiple_choice"
+    label = "Toy quiz"
+    Settings = ToyQuizSettings
+    settings: ToyQuizSettings
+    evaluated: list[str] = []  # out dirs this class evaluated (across instances)
+
+    def check(self) -> list[str]:
+        if self.settings.items > len(ITEMS):
+            return [f"{self.out_name}: only {len(ITEMS)} toy items exist, {self.settings.items} requested"]
+        return []
+
+    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
+        type(self).evaluated.append(str(out_dir))
+        items = [(f"toy:{i}", *ITEMS[i]) for i in range(self.settings.items)]
+        results = ResultsFile(out_dir)
+        todo = results.todo(items, lambda it: it[0])
+        reqs = [LoglikelihoodRequest(ctx, o) for _, ctx, opts, _ in todo for o in opts]
+        scores = iter(lm.loglikelihood(reqs, batch_size=self.settings.batch_size, desc="toy"))
+        rows = []
+        for item_id, _, opts, gold in todo:
+            lps = [next(scores)[0] for _ in opts]
+            pred = max(range(len(opts)), key=lambda k: lps[k])
+            rows.append({"id": item_id, "pred": pred, "gold": gold, "correct": pred == gold, "scores": lps})
+        results.append(rows)
+        done = results.ordered(it[0] for it in items)
+        chance = sum(1 / len(it[2]) for it in items) / len(items)
+        metrics = base_metrics(self, done, len(items), chance=chance)
+        metrics.update(chance_test(metrics))
+        return write_metrics(out_dir, metrics)
+
+    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
+        return below_chance_problem(metrics, self.out_name)
+
+
+@pytest.fixture(autouse=True)
+def toy_registered() -> Iterator[None]:
+    api.register(ToyQuiz)
+    ToyQuiz.evaluated = []
+    yield
+    api._registered.pop(ToyQuiz.name, None)
+
+
+def config(model_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {"name": "contracts", "model": str(model_dir), "data_dir": "demo",
+            "benchmarks": [{"benchmark": "spider", "split": "dev", "sample": 4, "batch_size": 4, "max_new_tokens": 4},
+                           {"benchmark": "toy_quiz", "items": 5}],
+            "runs": [], **extra}
+
+
+def write(tmp: Path, cfg: dict[str, Any]) -> Path:
+    p = tmp / "exp.yaml"
+    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return p
+
+
+def run(cfg_path: Path, out: Path) -> None:
+    try:
+        run_experiment(cfg_path, out)
+    except EmptyPredictions:  # a random tiny model may write only blank SQL; everything is written before this
+        pass
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def toy_study(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    api.register(ToyQuiz)
+    tmp = tmp_path_factory.mktemp("contracts")
+    out = tmp / "run"
+    run(write(tmp, config(tiny_model_dir)), out)
+    return out
+
+
+def test_registered_benchmark_is_available_and_validated() -> None:
+    assert "toy_quiz" in api.available() and api.get_benchmark("toy_quiz") is ToyQuiz
+    assert ToyQuiz in list(api.iter_registered())
+
+
+def test_registered_benchmark_runs_through_sqlshift_run(toy_study: Path, tiny_model_dir: Path) -> None:
+    out = toy_study / "models" / "baseline"
+    assert (out / "spider-dev" / "metrics.json").is_file()
+    metrics = json.loads((out / "toy_quiz" / "metrics.json").read_text())
+    rows = read_rows(out / "toy_quiz" / "results.jsonl")
+    assert [r["id"] for r in rows] == [f"toy:{i}" for i in range(5)]
+    assert (metrics["benchmark"], metrics["axis"], metrics["kind"], metrics["label"]) == (
+        "toy_quiz", "generality", "multiple_choice", "Toy quiz")
+    assert metrics["n"] == 5 and metrics["n_correct"] == sum(r["correct"] for r in rows) and metrics["complete"]
+    lo, hi = metrics["ci95"]
+    assert 0 <= lo <= metrics["accuracy"] <= hi <= 1
+    # the runner handed the benchmark a real LM: its scores are the tiny model's log-likelihoods
+    lm = HFLM(str(tiny_model_dir))
+    want = lm.loglikelihood([LoglikelihoodRequest(ITEMS[1][0], o) for o in ITEMS[1][1]])
+    assert rows[1]["scores"] == pytest.approx([lp for lp, _ in want], abs=1e-4)
+    recorded = yaml.safe_load((toy_study / "config.yaml").read_text())
+    assert recorded["specialty"] == "spider-dev" and recorded["generality"] == ["toy_quiz"]
+
+
+def test_registered_benchmark_is_cached_by_its_settings(toy_study: Path) -> None:
+    cfg = load_experiment(toy_study / ".." / "exp.yaml")
+    runner = Runner(cfg, toy_study)
+    runner.run()
+    assert runner.cache.ran == [] and "baseline/toy_quiz" in runner.cache.hits
+    changed = cfg.model_copy(update={"benchmarks": [cfg.benchmarks[0],
+                                                    ToyQuizSettings(benchmark="toy_quiz", items=6)]})
+    runner = Runner(changed, toy_study)
+    runner.run()
+    assert runner.cache.ran == ["baseline/toy_quiz"]  # only the benchmark whose settings changed
+    assert len(read_rows(toy_study / "models" / "baseline" / "toy_quiz" / "results.jsonl")) == 6
+
+
+def test_registered_benchmark_settings_are_strict_and_checked_up_front(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = config(tiny_model_dir)
+    cfg["benchmarks"][1]["sampel"] = 3
+    with pytest.raises(ConfigError, match="sampel"):
+        load_experiment(write(tmp_path, cfg))
+    cfg = config(tiny_model_dir)
+    cfg["benchmarks"][1]["items"] = 0
+    with pytest.raises(ConfigError, match="items"):
+        load_experiment(write(tmp_path, cfg))
+    cfg = config(tiny_model_dir)
+    cfg["benchmarks"][1]["items"] = 99
+    with pytest.raises(ConfigError, match="only 6 toy items exist"):
+        Runner(load_experiment(write(tmp_path, cfg)), tmp_path / "run").run()
+    assert ToyQuiz.evaluated == [] and not (tmp_path / "run" / "models").exists()
+
+
+@pytest.mark.xfail(strict=False, reason="report rewrite pending: the current report only reads spider-*/ and mmlu/")
+def test_report_shows_the_registered_benchmark(toy_study: Path) -> None:
+    assert "Toy quiz" in (toy_study / "report.md").read_text()
+    summary = json.loads((toy_study / "summary.json").read_text())
+
+    def with_ci(node: Any) -> bool:
+        if isinstance(node, dict):
+            if "ci95" in node and "toy_quiz" in json.dumps(node):
+                return True
+            if "toy_quiz" in node and isinstance(node["toy_quiz"], dict) and "ci95" in json.dumps(node["toy_quiz"]):
+                return True
+            return any(with_ci(v) for v in node.values())
+        if isinstance(node, list):
+            return any(with_ci(v) for v in node)
+        return False
+
+    assert with_ci(summary)
+
+
+# ---------------------------------------------------------------- a second backend
+
+
+class CountingBackend(HFLM):
+    """A second ``LM`` implementation picked by name from ``api.BACKENDS`` (here: HFLM that counts its calls)."""
+
+    backend = "counting"
+    made: list[str] = []
+    calls = 0
+
+    def __init__(self, model: str = "embedded", **kw: Any) -> None:
+        super().__init__(model, device=kw.get("device", "auto"), dtype=kw.get("dtype", "auto"))
+        type(self).made.append(model)
+
+    def loglikelihood(self, requests: Any, **kw: Any) -> list[tuple[float, bool]]:
+        type(self).calls += len(requests)
+        return super().loglikelihood(requests, **kw)
+
+
+def test_backend_registry_resolves_a_new_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(api.BACKENDS, "counting", f"{__name__}:CountingBackend")
+    assert api.get_backend("counting") is CountingBackend
+    with pytest.raises(ConfigError, match="unknown backend"):
+        api.get_backend("nope")
+
+
+def test_backend_key_picks_a_registered_backend(tmp_path: Path, tiny_model_dir: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lm: {backend: counting}` with the class registered in api.BACKENDS: the runner evaluates through it."""
+    monkeypatch.setitem(api.BACKENDS, "counting", f"{__name__}:CountingBackend")
+    CountingBackend.made, CountingBackend.calls = [], 0
+    cfg = config(tiny_model_dir, lm={"backend": "counting"})
+    cfg["benchmarks"] = [{"benchmark": "toy_quiz", "items": 3}]
+    out = tmp_path / "run"
+    run_experiment(write(tmp_path, cfg), out)
+    assert CountingBackend.made == [str(tiny_model_dir)]
+    assert CountingBackend.calls == sum(len(ITEMS[i][1]) for i in range(3))
+    assert len(read_rows(out / "models" / "baseline" / "toy_quiz" / "results.jsonl")) == 3
