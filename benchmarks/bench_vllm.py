@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,16 @@ def main() -> None:
     emit(out, {"backend": "vllm", "task": "engine_start", "seconds": round(time.perf_counter() - t, 1)})
     res_vl = run_backend(vl, "vllm", data, a, out)
     compare(split, data, res_hf, res_vl, out)
+    emit(out, {"task": "imported", "in_process_engine": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0",
+               "top_level_modules": imported_top_level()})
+
+
+def imported_top_level() -> list[str]:
+    """Top-level packages this process imported: with the engine in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0),
+    what offline use of vLLM really needs, so the carried wheels can be trimmed on evidence."""
+    import sys
+
+    return sorted({m.split(".")[0] for m in sys.modules if not m.startswith("_")} - set(sys.stdlib_module_names))
 
 
 def compare(split: Any, data: dict[str, Any], hf: dict[str, Any], vl: dict[str, Any], out: Path) -> None:

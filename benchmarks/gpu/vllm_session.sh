@@ -9,6 +9,8 @@
 #   - the vLLM wheels under .carry/vllm/: the 111 *.whl of shared/gpu/vllm-0.26.0-wheels.txt, or the parts of
 #     the one tar that holds them (any names sorting in order, e.g. vllm.tar.part00..14), carried one per call
 # Usage: [VLLM_GPU_TEST=1] bash benchmarks/gpu/vllm_session.sh [MODEL] [MMLU_N]   (defaults /root/models/qwen15, 1000)
+# To see which wheels offline use imports (results.jsonl, task "imported"), run once more with the engine in-process:
+#   VLLM_ENABLE_V1_MULTIPROCESSING=0 bash benchmarks/gpu/vllm_session.sh /root/models/qwen15 100
 # Wheels go to their own --target, first on PYTHONPATH: vLLM pins pydantic and friends newer than the study's
 # /tmp/site, and a separate folder leaves the study's install untouched.
 set -euo pipefail
