@@ -305,6 +305,7 @@ class VLLMLM(LM):
             scores.update((p, continuation_score(p[0], o.prompt_logprobs, p[1])) for p, o in zip(chunk, outs))
         return [scores[p] if p[1] else (0.0, True) for p in pairs]
 
+
 def continuation_score(seq: Sequence[int], prompt_logprobs: Sequence[Any], n_cont: int) -> tuple[float, bool]:
     """(sum of the last ``n_cont`` tokens' log-probs, each of them ranked first); position 0 has none."""
     total, greedy = 0.0, True
