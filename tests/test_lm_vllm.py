@@ -1,0 +1,305 @@
+"""The vLLM backend without vLLM: import, backend choice and its errors, λ-scaled adapters equal peft's scaling,
+token ids equal the HF backend's, output assembly. With vLLM and CUDA, one engine checks agreement with HF."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import sqlshift.lm_vllm as lv
+from sqlshift.api import GenerateRequest, LoglikelihoodRequest, get_backend
+from sqlshift.errors import ConfigError, ModelError
+
+
+def test_module_imports_without_vllm_and_is_registered() -> None:
+    assert get_backend("vllm") is lv.VLLMLM and lv.VLLMLM.backend == "vllm"
+
+
+def fake_vllm(monkeypatch: pytest.MonkeyPatch, installed: bool, cuda: bool = True) -> None:
+    """Make ``find_spec("vllm")`` and CUDA say what the test needs, whatever this machine has."""
+    import importlib.util
+
+    import torch
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (object() if installed else None) if name == "vllm" else real(name, *a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+
+
+def test_vllm_requested_without_vllm_is_one_line_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlshift.config import LMSettings
+    from sqlshift.experiment import resolve_backend
+
+    fake_vllm(monkeypatch, installed=False)
+    for call in (lambda: resolve_backend(LMSettings(backend="vllm")), lambda: lv.VLLMLM("embedded")):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert "\n" not in str(e.value) and "pip install 'sqlshift[vllm]'" in str(e.value)
+
+
+@pytest.mark.parametrize("cuda,vllm,device,want", [(False, True, "auto", "hf"), (True, True, "auto", "vllm"),
+                                                   (True, True, "cpu", "hf"), (True, False, "auto", "hf")])
+def test_auto_backend(monkeypatch: pytest.MonkeyPatch, cuda: bool, vllm: bool, device: str, want: str) -> None:
+    from sqlshift.config import LMSettings
+    from sqlshift.experiment import resolve_backend
+
+    fake_vllm(monkeypatch, installed=vllm, cuda=cuda)
+    assert resolve_backend(LMSettings(device=device)) == want
+    assert resolve_backend(LMSettings(backend="hf")) == "hf"
+
+
+@pytest.mark.xfail(reason="resolve_backend warns on every call (the runner calls it per model): warn once",
+                   strict=False)
+def test_missing_vllm_on_cuda_warns_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlshift.config import LMSettings
+    from sqlshift.experiment import resolve_backend
+
+    fake_vllm(monkeypatch, installed=False)
+    with caplog.at_level(logging.WARNING):
+        assert [resolve_backend(LMSettings()) for _ in range(3)] == ["hf"] * 3
+    assert sum("vLLM not installed" in r.getMessage() for r in caplog.records) == 1
+
+
+# ---------------------------------------------------------------- λ-scaled adapters
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rank-4 LoRA on q/v/gate with random B (peft's default B = 0 would make any λ look right)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from sqlshift.models import load_model
+
+    model, _ = load_model(str(tiny_model_dir), device="cpu", dtype="fp32")
+    torch.manual_seed(1)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "gate_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, cfg)
+    out = tmp_path_factory.mktemp("adapter")
+    peft_model.save_pretrained(out)
+    return out
+
+
+def logits_with(model_dir: Path, adapter: Path, scale: float) -> Any:
+    """Logits of a fixed sequence through the HF path: base + adapter at ``scale`` (peft's scale_lora)."""
+    import torch
+
+    from sqlshift.models import apply_adapter, load_model
+
+    model, _ = load_model(str(model_dir), device="cpu", dtype="fp32")
+    model = apply_adapter(model, adapter, scale=scale).eval()
+    ids = torch.arange(3, 40).unsqueeze(0)
+    with torch.inference_mode():
+        return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.75])
+def test_scaled_adapter_equals_peft_scale(tiny_model_dir: Path, tiny_adapter: Path, tmp_path: Path,
+                                          lam: float) -> None:
+    import torch
+
+    served = lv.scaled_adapter(tiny_adapter, lam, tmp_path)
+    assert served.parent == tmp_path / "lora" and served.name.endswith(f"-x{lam!r}")
+    mine = logits_with(tiny_model_dir, served, 1.0)
+    torch.testing.assert_close(mine, logits_with(tiny_model_dir, tiny_adapter, lam), atol=1e-5, rtol=1e-5)
+    assert (mine - logits_with(tiny_model_dir, tiny_adapter, 1.0)).abs().max() > 1e-3  # λ changed something
+    mtime = (served / "adapter_model.safetensors").stat().st_mtime_ns
+    assert lv.scaled_adapter(tiny_adapter, lam, tmp_path) == served  # cached: written once
+    assert (served / "adapter_model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_scale_one_serves_the_adapter_itself(tiny_adapter: Path, tmp_path: Path) -> None:
+    assert lv.scaled_adapter(tiny_adapter, 1.0, tmp_path) == tiny_adapter
+    assert not (tmp_path / "lora").exists()
+
+
+def test_check_adapter(tiny_adapter: Path, tmp_path: Path) -> None:
+    assert lv.check_adapter(tiny_adapter, 64)["r"] == 4
+    with pytest.raises(ConfigError, match="max_lora_rank"):
+        lv.check_adapter(tiny_adapter, 1)
+    with pytest.raises(ModelError):
+        lv.check_adapter(tmp_path, 64)
+    bad = tmp_path / "dora"
+    bad.mkdir()
+    (bad / "adapter_model.safetensors").write_bytes((tiny_adapter / "adapter_model.safetensors").read_bytes())
+    (bad / "adapter_config.json").write_text(json.dumps({"r": 4, "use_dora": True}))
+    with pytest.raises(ConfigError, match="DoRA"):
+        lv.check_adapter(bad, 64)
+
+
+# ---------------------------------------------------------------- token ids and outputs, no engine
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_model_dir: Path) -> tuple[Any, Any]:
+    """(HFLM, a VLLMLM shell with the same tokenizer and no engine)."""
+    from sqlshift.lm_hf import HFLM
+
+    hf = HFLM(str(tiny_model_dir), device="cpu")
+    shell = object.__new__(lv.VLLMLM)
+    shell.tokenizer, shell.max_model_len, shell.n_truncated = hf.tokenizer, 4096, 0
+    return hf, shell
+
+
+def test_token_ids_equal_the_hf_backend(pair: tuple[Any, Any]) -> None:
+    hf, vl = pair
+    tok = hf.tokenizer
+    chat = tok.apply_chat_template([{"role": "user", "content": "List the singers."}], tokenize=False,
+                                   add_generation_prompt=True)
+    reqs = [LoglikelihoodRequest(chat, "SELECT name FROM singer"),
+            LoglikelihoodRequest("Question: 2+2?\nAnswer:", " B"),
+            LoglikelihoodRequest(tok.bos_token + "The capital of France is", " Paris, of course.")]
+    for r in reqs:
+        ctx, cont = hf.encode_context(r.context), hf.encode_continuation(r.continuation)
+        assert vl.encode_context(r.context) == ctx and vl.encode_continuation(r.continuation) == cont
+    assert [s for s, _ in vl.sequences(reqs)] == [tuple(hf.fit(hf.encode_context(r.context),
+                                                               hf.encode_continuation(r.continuation))
+                                                        + hf.encode_continuation(r.continuation)) for r in reqs]
+    assert [n for _, n in vl.sequences(reqs)] == [len(hf.encode_continuation(r.continuation)) for r in reqs]
+
+
+def test_clip_keeps_the_latest_tokens(pair: tuple[Any, Any]) -> None:
+    _, vl = pair
+    vl.max_model_len, vl.n_truncated = 10, 0
+    try:
+        assert vl.clip(list(range(20)), 4) == list(range(14, 20)) and vl.n_truncated == 1
+        assert vl.clip(list(range(5)), 4) == list(range(5)) and vl.n_truncated == 1
+    finally:
+        vl.max_model_len, vl.n_truncated = 4096, 0
+
+
+def test_finish_cuts_at_stop_ids_and_strings(pair: tuple[Any, Any]) -> None:
+    from sqlshift.generate import stop_token_ids
+
+    _, vl = pair
+    tok = vl.tokenizer
+    stops = stop_token_ids(tok)
+    body = tok("SELECT 1;\n\nExplanation", add_special_tokens=False)["input_ids"]
+    out = SimpleNamespace(token_ids=body + [stops[0]], finish_reason="stop")
+    assert vl.finish(out, (), stops) == lv.Generation("SELECT 1;\n\nExplanation", len(body), False)
+    assert vl.finish(out, ("\n\n",), stops).text == "SELECT 1;"
+    cut = SimpleNamespace(token_ids=body, finish_reason="length")
+    assert vl.finish(cut, (), stops).hit_limit
+
+
+def test_continuation_score_sums_the_continuation_only() -> None:
+    lp = lambda v, r: SimpleNamespace(logprob=v, rank=r)  # noqa: E731
+    seq = (5, 6, 7, 8)
+    plp = [None, {6: lp(-9.0, 3)}, {7: lp(-0.5, 1)}, {8: lp(-0.25, 1)}]
+    assert lv.continuation_score(seq, plp, 2) == (-0.75, True)
+    assert lv.continuation_score(seq, plp, 3) == (-9.75, False)
+
+
+# ---------------------------------------------------------------- the whole class over a stand-in engine
+
+
+class FakeLLM:
+    """``vllm.LLM`` as read from vLLM 0.26's source, computed with transformers on CPU: output ids keep the stop
+    token, ``finish_reason`` is stop/length, prompt log-probs are ``[None, {id: Logprob(logprob, rank)}, ...]``."""
+
+    def __init__(self, folder: str, **kw: Any) -> None:
+        from sqlshift.models import load_model
+
+        self.model, _ = load_model(folder, device="cpu", dtype="fp32")
+        self.kw = kw
+
+    def generate(self, prompts: list[dict], params: Any, *, lora_request: Any = None, use_tqdm: Any = True) -> list:
+        from sqlshift.models import apply_adapter
+
+        params = params if isinstance(params, list) else [params] * len(prompts)
+        model = apply_adapter(self.model, lora_request.lora_path) if lora_request else self.model
+        try:
+            return [self.one(model, p["prompt_token_ids"], sp) for p, sp in zip(prompts, params)]
+        finally:
+            if lora_request:
+                self.model = model.unload()
+
+    def one(self, model: Any, ids: list[int], sp: Any) -> Any:
+        import torch
+
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            if sp.prompt_logprobs is not None:
+                lp = torch.log_softmax(model(input_ids=x).logits[0].float(), -1)
+                row = lambda i, t: SimpleNamespace(logprob=float(lp[i, t]), rank=int((lp[i] >= lp[i, t]).sum()))  # noqa
+                plp = [None] + [{t: row(i - 1, t)} for i, t in enumerate(ids) if i]
+                return SimpleNamespace(prompt_logprobs=plp, outputs=[])
+            assert sp.ignore_eos and sp.temperature == 0.0
+            new = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=sp.max_tokens,
+                                 do_sample=False, eos_token_id=sp.stop_token_ids, pad_token_id=sp.stop_token_ids[0])
+        out = new[0, len(ids):].tolist()
+        stop = next((i for i, t in enumerate(out) if t in sp.stop_token_ids), None)
+        done = SimpleNamespace(token_ids=out if stop is None else out[:stop + 1],
+                               finish_reason="length" if stop is None else "stop")
+        return SimpleNamespace(prompt_logprobs=None, outputs=[done])
+
+
+@pytest.fixture()
+def stand_in(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, tmp_path: Path) -> Any:
+    """A VLLMLM whose ``vllm`` is the stand-in above, on the tiny model, fp32 like the HF backend on CPU."""
+    import sys
+    import types
+
+    mods = {n: types.ModuleType(n) for n in ("vllm", "vllm.inputs", "vllm.lora", "vllm.lora.request")}
+    mods["vllm"].__version__ = "stand-in"
+    mods["vllm"].LLM = FakeLLM
+    mods["vllm"].SamplingParams = lambda **kw: SimpleNamespace(**{"prompt_logprobs": None, **kw})
+    mods["vllm.inputs"].TokensPrompt = dict
+    mods["vllm.lora.request"].LoRARequest = lambda name, lid, path: SimpleNamespace(lora_name=name, lora_int_id=lid,
+                                                                                   lora_path=path)
+    for n, m in mods.items():
+        monkeypatch.setitem(sys.modules, n, m)
+    monkeypatch.setattr(lv, "vllm_available", lambda: True)
+    return lv.VLLMLM(str(tiny_model_dir), dtype="fp32", cache_dir=tmp_path, progress=False)
+
+
+def test_stand_in_engine_scores_and_generates_as_hf(stand_in: Any, pair: tuple[Any, Any], tiny_adapter: Path) -> None:
+    hf, _ = pair
+    ll = [LoglikelihoodRequest("The capital of France is", c) for c in (" Paris", " a city", " Paris", "")]
+    ll.append(LoglikelihoodRequest("Question: 2+2?\nAnswer:", " B"))
+    for lam in (None, 0.5):
+        with (stand_in.adapter(tiny_adapter, lam) if lam else contextlib.nullcontext()), \
+             (hf.adapter(tiny_adapter, lam) if lam else contextlib.nullcontext()):
+            mine, ref = stand_in.loglikelihood(ll), hf.loglikelihood(ll, batch_size=2)
+            assert stand_in.identity["lambda"] == lam and (stand_in.identity["adapter"] is None) == (lam is None)
+        assert [g for _, g in mine] == [g for _, g in ref]
+        assert [lp for lp, _ in mine] == pytest.approx([lp for lp, _ in ref], abs=1e-4)
+    assert stand_in.identity["adapter"] is None and stand_in.identity["backend"] == "vllm"
+    gen = [GenerateRequest(p, 12) for p in ("SELECT", "List the singers", "Hello")]
+    assert stand_in.generate(gen) == hf.generate(gen, batch_size=1)
+
+
+# ---------------------------------------------------------------- GPU: one engine against the HF backend
+
+
+@pytest.mark.slow
+def test_vllm_agrees_with_hf_on_gpu(tmp_path: Path) -> None:
+    """Greedy SQL and scores from both backends on a real model (SQLSHIFT_VLLM_TEST_MODEL, default embedded)."""
+    pytest.importorskip("vllm")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from sqlshift.lm_hf import HFLM
+
+    spec = os.environ.get("SQLSHIFT_VLLM_TEST_MODEL", "embedded")
+    vl = lv.VLLMLM(spec, max_model_len=2048, gpu_memory_utilization=0.4, cache_dir=tmp_path, progress=False)
+    hf = HFLM(vl.folder, dtype="bf16")
+    tok = hf.tokenizer
+    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+               for q in ("Write SQL to count rows in table singer.", "Name three colours.", "What is 12 * 7?")]
+    gen = [GenerateRequest(p, 48) for p in prompts]
+    same = sum(a.text == b.text for a, b in zip(vl.generate(gen), hf.generate(gen, batch_size=1)))
+    assert same >= 2, "bf16 kernels may flip a token, not most answers"
+    ll = [LoglikelihoodRequest("The capital of France is", c) for c in (" Paris", " a city in Europe", " Rome")]
+    for (a, ga), (b, gb) in zip(vl.loglikelihood(ll), hf.loglikelihood(ll, batch_size=1)):
+        assert abs(a - b) < 0.1 + 0.02 * abs(b)
+    assert vl.identity["backend"] == "vllm" and vl.identity["adapter"] is None
