@@ -56,13 +56,12 @@ def test_auto_backend(monkeypatch: pytest.MonkeyPatch, cuda: bool, vllm: bool, d
     assert resolve_backend(LMSettings(backend="hf")) == "hf"
 
 
-@pytest.mark.xfail(reason="resolve_backend warns on every call (the runner calls it per model): warn once",
-                   strict=False)
 def test_missing_vllm_on_cuda_warns_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from sqlshift.config import LMSettings
-    from sqlshift.experiment import resolve_backend
+    from sqlshift.experiment import _warn_no_vllm, resolve_backend
 
     fake_vllm(monkeypatch, installed=False)
+    _warn_no_vllm.cache_clear()
     with caplog.at_level(logging.WARNING):
         assert [resolve_backend(LMSettings()) for _ in range(3)] == ["hf"] * 3
     assert sum("vLLM not installed" in r.getMessage() for r in caplog.records) == 1

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -95,21 +95,27 @@ class ModelEntry:
                 "adapter": str(self.adapter) if self.adapter else None, "model": model}
 
 
+@functools.cache
+def _warn_no_vllm() -> None:
+    log.warning("vLLM not installed: generation falls back to transformers (pip install 'sqlshift[vllm]')")
+
+
 def resolve_backend(settings: LMSettings) -> str:
-    """``hf`` or ``vllm``: auto picks vLLM on CUDA when it is installed (one warning when it is not)."""
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    if settings.backend == "vllm" and not has_vllm:
-        raise ConfigError("backend vllm requested but vLLM is not installed", "pip install 'sqlshift[vllm]'")
+    """``hf`` or ``vllm``: auto picks vLLM on CUDA when it is installed (one warning per process when it is not)."""
+    from sqlshift.lm_vllm import require_vllm, vllm_available
+
+    if settings.backend == "vllm":
+        require_vllm()
     if settings.backend != "auto":
         return settings.backend
     import torch
 
-    if not torch.cuda.is_available() or settings.device == "cpu":
+    if settings.device == "cpu" or not torch.cuda.is_available():
         return "hf"
-    if not has_vllm:
-        log.warning("vLLM not installed: generation falls back to transformers (pip install 'sqlshift[vllm]')")
-        return "hf"
-    return "vllm"
+    if vllm_available():
+        return "vllm"
+    _warn_no_vllm()
+    return "hf"
 
 
 def load_lm(model: str, settings: LMSettings) -> LM:
