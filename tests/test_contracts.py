@@ -171,23 +171,31 @@ def test_registered_benchmark_settings_are_strict_and_checked_up_front(tmp_path:
     assert ToyQuiz.evaluated == [] and not (tmp_path / "run" / "models").exists()
 
 
-@pytest.mark.xfail(strict=False, reason="report rewrite pending: the current report only reads spider-*/ and mmlu/")
 def test_report_shows_the_registered_benchmark(toy_study: Path) -> None:
+    """The report knows nothing about toy_quiz, yet lists it by its label, with n and a CI, from the contract."""
     assert "Toy quiz" in (toy_study / "report.md").read_text()
     summary = json.loads((toy_study / "summary.json").read_text())
+    assert summary["benchmarks"]["toy_quiz"]["label"] == "Toy quiz"
+    assert summary["benchmarks"]["toy_quiz"]["axis"] == "generality"
+    baseline = next(m for m in summary["models"] if m["key"] == "baseline")
+    entry = baseline["benchmarks"]["toy_quiz"]
+    metrics = json.loads((toy_study / "models" / "baseline" / "toy_quiz" / "metrics.json").read_text())
+    assert entry["accuracy"] == pytest.approx(metrics["accuracy"]) and entry["n"] == metrics["n"]
+    lo, hi = entry["ci95"]
+    assert lo - 1e-12 <= entry["accuracy"] <= hi + 1e-12  # exact containment: test_metrics_ci_contains_the_accuracy
 
-    def with_ci(node: Any) -> bool:
-        if isinstance(node, dict):
-            if "ci95" in node and "toy_quiz" in json.dumps(node):
-                return True
-            if "toy_quiz" in node and isinstance(node["toy_quiz"], dict) and "ci95" in json.dumps(node["toy_quiz"]):
-                return True
-            return any(with_ci(v) for v in node.values())
-        if isinstance(node, list):
-            return any(with_ci(v) for v in node)
-        return False
 
-    assert with_ci(summary)
+def test_metrics_ci_contains_the_accuracy() -> None:
+    """The contract's ``ci95`` (Wilson) always contains ``accuracy``, also at 0 and n correct (exactly 0 and 1 there)."""
+    from sqlshift.benchmarks.common import accuracy_metrics
+
+    for n in (1, 5, 6, 7, 50, 150):
+        for k in range(n + 1):
+            m = accuracy_metrics([{"correct": i < k} for i in range(n)])
+            lo, hi = m["ci95"]
+            assert 0.0 <= lo <= m["accuracy"] <= hi <= 1.0, (k, n, m["ci95"])
+        assert accuracy_metrics([{"correct": False}] * n)["ci95"][0] == 0.0
+        assert accuracy_metrics([{"correct": True}] * n)["ci95"][1] == 1.0
 
 
 # ---------------------------------------------------------------- a second backend

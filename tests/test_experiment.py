@@ -105,13 +105,17 @@ def test_report_numbers_equal_metrics_files(study: tuple[Path, Path]) -> None:
     summary = json.loads((run / "summary.json").read_text())
     by_key = {m["key"]: m for m in summary["models"]}
     assert set(by_key) == {"baseline", "lora", "lora-lambda0", "lora-lambda1", "lora-step1"}
+    assert summary["benchmarks"]["spider-dev"]["axis"] == "specialty"
+    assert summary["benchmarks"]["mmlu"]["axis"] == "generality"
     for key, entry in by_key.items():
-        ex = json.loads((run / "models" / key / "spider-dev" / "metrics.json").read_text())
-        assert entry["ex"]["dev"]["accuracy"] == pytest.approx(ex["execution_accuracy"])
-        assert entry["ex"]["dev"]["n"] == ex["n"] == 8
-        mm = json.loads((run / "models" / key / "mmlu" / "metrics.json").read_text())
-        assert entry["mmlu"]["accuracy"] == pytest.approx(mm["accuracy"])
-        assert mm["n"] == 60
+        for folder, n in (("spider-dev", 8), ("mmlu", 60)):
+            metrics = json.loads((run / "models" / key / folder / "metrics.json").read_text())
+            got = entry["benchmarks"][folder]
+            assert got["accuracy"] == pytest.approx(metrics["accuracy"]), f"{key}/{folder}"
+            assert got["n"] == metrics["n"] == n and got["n_correct"] == metrics["n_correct"]
+            assert got["ci95"] == pytest.approx(list(metrics["ci95"]))
+    assert set(by_key["baseline"]["benchmarks"]) >= {"spider-dev", "mmlu", "mmlu-final"}
+    assert "mmlu-final" not in by_key["lora-step1"]["benchmarks"]
 
 
 @pytest.mark.slow

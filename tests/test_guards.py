@@ -108,6 +108,7 @@ def broken_key(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     return misaligned_answer_key(tmp, first)
 
 
+@pytest.mark.slow
 def test_runner_fails_loudly_on_below_chance_mmlu(broken_key: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = load(tmp_path, guard_config(tiny_model_dir, str(broken_key)), "broken")
     with pytest.raises(BelowChance, match="below chance") as e:
@@ -121,6 +122,7 @@ def test_runner_fails_loudly_on_below_chance_mmlu(broken_key: Path, tiny_model_d
     assert (tmp_path / "third" / "models" / "baseline" / "mmlu" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_rerunning_a_failed_study_still_fails(broken_key: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     """A guard failure must not turn into a pass just because the second run finds every step cached."""
     cfg = load(tmp_path, guard_config(tiny_model_dir, str(broken_key)), "broken")
@@ -130,6 +132,7 @@ def test_rerunning_a_failed_study_still_fails(broken_key: Path, tiny_model_dir: 
         Runner(cfg, tmp_path / "run").run()
 
 
+@pytest.mark.slow
 def test_allow_below_chance_does_not_silence_empty_predictions(broken_key: Path, tiny_model_dir: Path,
                                                                tmp_path: Path) -> None:
     cfg = load(tmp_path, guard_config(tiny_model_dir, str(broken_key), spider=True, allow_below_chance=True), "both")
