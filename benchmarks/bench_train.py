@@ -1,12 +1,16 @@
-"""Training throughput of sqlshift.train's SFT setup, with and without packing.
+"""Training throughput of sqlshift.train: the standard path against the fast path, in one process on one device.
 
-Prints tokens/s (real, non-padding tokens as counted by trl's ``num_tokens``), seconds per step, and on CUDA the
-model FLOPs utilisation MFU = 6 * parameters * tokens/s / peak FLOP/s (6N per token is the dense-training
-estimate; LoRA skips the frozen weights' gradient, so the true work is nearer 4N and MFU here is an upper-bound
-style figure comparable across runs). The first step (warm-up, allocation) is excluded from the timing.
+Every variant trains the same fresh LoRA (seeded) on the same Spider rows in the same order for ``--steps``
+optimizer steps; the first ``--warmup`` steps are not timed. Prints real (non-padding) tokens/s as trl counts them
+(``num_tokens``), the padded tokens the standard path processes, peak GPU memory, the speed-up over the first
+variant, and how far each variant's per-step loss is from the first one's (bf16 vs fp32 noise, not a trend).
 
-    python benchmarks/bench_train.py --spider-dir ../shared/data/spider --steps 4            # CPU, a few minutes
-    python benchmarks/bench_train.py --model /root/m/model.gguf --batch 16 --steps 30        # GPU
+    python benchmarks/bench_train.py --spider-dir ../shared/data/spider --steps 3 --variants std-eager,std-sdpa   # CPU
+    python benchmarks/bench_train.py --model /root/m/model.gguf --steps 40 --json $OUT/bench.json                  # GPU
+
+Variants (``--variants``, comma-separated, run in this order; liger patches the model for good, so it runs last):
+std-eager (the session-4 setting: fp32 base + bf16 autocast, eager attention, padded batches), std-sdpa (the same
+with SDPA), fast-noliger (bf16 base, fp32 LoRA, SDPA, padding-free), fast (the fast path with liger's kernels).
 """
 
 from __future__ import annotations
@@ -14,22 +18,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, set_seed
 
 from sqlshift.models import load_model
-from sqlshift.train import TrainConfig, build_training_rows, check_mask_coverage, make_trainer
+from sqlshift.train import (SpeedPath, avoid_cudnn_sdpa_backward, build_training_rows, check_mask_coverage,
+                            load_train_config, make_trainer)
 
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+VARIANTS = {
+    "std-eager": SpeedPath(False, "fp32", "eager", False, False),
+    "std-sdpa": SpeedPath(False, "fp32", "sdpa", False, False),
+    "fast-noliger": SpeedPath(True, "bf16", "sdpa", True, False),
+    "fast": SpeedPath(True, "bf16", "sdpa", True, True),
+}
 
 
 class StepTimer(TrainerCallback):
-    """Wall time at the end of every optimizer step."""
+    """Wall time and padded token count of every optimizer step."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -42,76 +53,108 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter())
 
 
-def peak_flops(override_tflops: float | None) -> float | None:
-    """Peak dense bf16 FLOP/s of the current GPU (None on CPU)."""
+def padded_tokens(trainer: Any, n_batches: int) -> int:
+    """Tokens the model processes for the first ``n_batches`` micro-batches, padding included."""
+    n = 0
+    for i, batch in enumerate(trainer.get_train_dataloader()):
+        if i >= n_batches:
+            break
+        n += batch["input_ids"].numel()
+    return n
+
+
+def set_attention(model: Any, name: str) -> None:
+    """Switch the attention implementation of a loaded model."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(name)
+    else:
+        model.config._attn_implementation = name
+
+
+def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: Any, out: Path,
+              warmup: int) -> dict[str, Any]:
+    """Train ``cfg.max_steps`` steps on variant ``name``; time the steps after ``warmup``."""
     import torch
 
-    if override_tflops:
-        return override_tflops * 1e12
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name(0)
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-
-
-def bench_one(model: Any, tok: Any, cfg: TrainConfig, out: Path, peak: float | None) -> dict[str, Any]:
-    """Run ``cfg.max_steps`` steps and measure throughput after the first."""
-    rows, _ = build_training_rows(tok, cfg)
-    check_mask_coverage(tok, rows, cfg.max_length)
-    trainer = make_trainer(model, tok, rows, cfg, out)
+    path = VARIANTS[name]
+    model.to(torch.bfloat16 if path.base_dtype == "bf16" else torch.float32)
+    set_attention(model, path.attn_implementation)
+    avoid_cudnn_sdpa_backward(path.attn_implementation)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    set_seed(cfg.seed)  # the same LoRA initialisation for every variant
+    trainer = make_trainer(model, tok, rows, cfg, out, path)
     timer = StepTimer()
     trainer.add_callback(timer)
     trainer.train()
     logs = [h for h in trainer.state.log_history if "num_tokens" in h]
-    tokens = logs[-1]["num_tokens"] - logs[0]["num_tokens"]
-    secs = timer.times[-1] - timer.times[0]
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    res = {"packing": cfg.packing, "steps_timed": len(timer.times) - 1, "batch": cfg.per_device_batch_size,
-           "max_length": cfg.max_length, "tokens_per_s": round(tokens / secs, 1),
-           "s_per_step": round(secs / max(1, len(timer.times) - 1), 2),
-           "tokens_per_step": round(tokens / max(1, len(timer.times) - 1)), "params": n_params,
-           "final_loss": logs[-1].get("loss")}
-    if peak:
-        res["mfu"] = round(6 * n_params * tokens / secs / peak, 4)
+    tokens = logs[-1]["num_tokens"] - logs[warmup - 1]["num_tokens"]
+    secs = timer.times[-1] - timer.times[warmup - 1]
+    steps = len(timer.times) - warmup
+    micro = cfg.gradient_accumulation_steps
+    res = {"variant": name, "path": path.describe(), "steps_timed": steps, "real_tokens": tokens,
+           "real_tokens_per_s": round(tokens / secs, 1), "s_per_step": round(secs / steps, 3),
+           "losses": [h["loss"] for h in logs], "grad_norms": [h.get("grad_norm") for h in logs],
+           "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+    if not path.padding_free:
+        res["padded_tokens"] = padded_tokens(trainer, len(timer.times) * micro)
+        res["padding_share"] = round(1 - logs[-1]["num_tokens"] / res["padded_tokens"], 3)
     base = trainer.model
     if hasattr(base, "unload"):
-        base.unload()  # strip the LoRA layers so the next config starts from the same base model
+        base.unload()  # strip the LoRA layers so the next variant starts from the same base model
     return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="embedded")
+    ap.add_argument("--config", default="seed-run1", help="training preset or YAML")
     ap.add_argument("--spider-dir", default=os.environ.get("SQLSHIFT_DATA_DIR"))
-    ap.add_argument("--steps", type=int, default=4, help="optimizer steps per config (first one not timed)")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--examples", type=int, default=64)
-    ap.add_argument("--peak-tflops", type=float, default=None)
+    ap.add_argument("--steps", type=int, default=40, help="optimizer steps per variant")
+    ap.add_argument("--warmup", type=int, default=5, help="first steps not timed")
+    ap.add_argument("--batch", type=int, default=8, help="per-device batch")
+    ap.add_argument("--accum", type=int, default=2, help="gradient accumulation steps")
+    ap.add_argument("--variants", default="std-eager,std-sdpa,fast-noliger,fast")
+    ap.add_argument("--limit-n", type=int, default=None, help="Spider subset (smoke tests)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     a = ap.parse_args()
     if not a.spider_dir:
         sys.exit("pass --spider-dir or set SQLSHIFT_DATA_DIR")
-    model, tok = load_model(a.model)
+    import torch
+
+    names = [v.strip() for v in a.variants.split(",") if v.strip()]
+    if "fast" in names and names[-1] != "fast":
+        sys.exit("run the liger variant 'fast' last: it patches the model for good")
+    # configs/mitigation.yaml's Run 1: Table 1 without QLoRA, adamw_torch, 8 x 2
+    cfg = load_train_config(a.config, {"model": a.model, "load_in_4bit": False, "optimizer": "adamw_torch",
+                                       "per_device_batch_size": a.batch, "gradient_accumulation_steps": a.accum,
+                                       "max_steps": a.steps, "logging_steps": 1, "save_steps": 100_000,
+                                       "data.spider_dir": a.spider_dir, "data.limit_n": a.limit_n})
+    model, tok = load_model(a.model, dtype="fp32", attn_implementation="sdpa")
     tok.padding_side = "right"
-    peak = peak_flops(a.peak_tflops)
+    rows, _ = build_training_rows(tok, cfg)
+    rows = rows[: a.steps * a.batch * a.accum]  # the rows the steps consume (the trainer shuffles them, seeded)
+    mask = check_mask_coverage(tok, rows, cfg.max_length)
+    print(json.dumps({"rows": len(rows), "mean_tokens": mask["mean_tokens"], "max_tokens": mask["max_tokens"],
+                      "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}), flush=True)
     results = []
-    for packing in (False, True):
-        cfg = TrainConfig.model_validate({
-            "model": a.model, "max_steps": a.steps, "per_device_batch_size": a.batch, "gradient_accumulation_steps": 1,
-            "max_length": a.max_length, "packing": packing, "logging_steps": 1, "save_steps": 10_000,
-            "warmup_ratio": 0.0, "lr_scheduler": "constant",
-            "data": {"spider_dir": a.spider_dir, "limit_n": a.examples},
-            "prompt": {"max_prompt_tokens": a.max_length - 64}})
+    for name in names:
         with tempfile.TemporaryDirectory() as d:
-            r = bench_one(model, tok, cfg, Path(d), peak)
+            r = bench_one(name, model, tok, rows, cfg, Path(d), a.warmup)
         results.append(r)
-        print(json.dumps(r), flush=True)
-    dev = "cuda" if peak else "cpu"
-    print(f"\n{'packing':>8} {'tok/s':>10} {'s/step':>8} {'tok/step':>9}" + ("  MFU" if peak else "") + f"   ({dev})")
+        print(json.dumps({k: v for k, v in r.items() if k not in ("losses", "grad_norms")}), flush=True)
+    ref = results[0]
+    print(f"\n{'variant':>13} {'real tok/s':>11} {'x':>6} {'s/step':>7} {'pad %':>6} {'GiB':>6} "
+          f"{'|dloss| mean/max vs ' + ref['variant']:>28}   ({results[0].get('path')} first; {a.steps} steps, "
+          f"{a.warmup} untimed, {a.batch} x {a.accum})")
     for r in results:
-        print(f"{str(r['packing']):>8} {r['tokens_per_s']:>10} {r['s_per_step']:>8} {r['tokens_per_step']:>9}"
-              + (f"  {r['mfu']:.1%}" if peak else ""))
+        d = [abs(x - y) for x, y in zip(r["losses"], ref["losses"])]
+        r["loss_abs_diff_mean"], r["loss_abs_diff_max"] = round(statistics.fmean(d), 4), round(max(d), 4)
+        r["speedup"] = round(r["real_tokens_per_s"] / ref["real_tokens_per_s"], 2)
+        pad = f"{100 * r['padding_share']:.0f}" if "padding_share" in r else "0"
+        print(f"{r['variant']:>13} {r['real_tokens_per_s']:>11.0f} {r['speedup']:>6.2f} {r['s_per_step']:>7.3f} "
+              f"{pad:>6} {str(r['peak_gpu_gib']):>6} {r['loss_abs_diff_mean']:>13.4f} / {r['loss_abs_diff_max']:.4f}")
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
 
