@@ -37,7 +37,8 @@ class RunSpec(Strict):
     """One fine-tuning run: a training preset or file plus overrides, and what to evaluate of it."""
 
     name: str
-    config: str
+    config: str | None = None  # a training preset or YAML file
+    adapter: str | None = None  # instead of training: an adapter folder trained elsewhere (same base model)
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys allowed: {"lora.r": 16}
     checkpoints: list[int] | Literal["all", "none"] = "none"
     lambdas: list[float] = Field(default_factory=list)  # LoRA scales (WiSE-FT); 1.0 is the run itself
@@ -135,8 +136,11 @@ def load_experiment(path: str | Path | None) -> ExperimentConfig:
         if s.data_dir:
             s.data_dir = expand(s.data_dir, base)
     for r in cfg.runs:
-        local = expand(r.config, base)
-        r.config = local if Path(local).is_file() else r.config
+        if r.config:
+            local = expand(r.config, base)
+            r.config = local if Path(local).is_file() else r.config
+        if r.adapter:
+            r.adapter = expand(r.adapter, base)
     return cfg
 
 
@@ -187,7 +191,12 @@ def validate(cfg: ExperimentConfig, benches: list[Benchmark]) -> list[str]:
     run_names = [r.name for r in cfg.runs]
     problems += [f"runs: the name '{n}' is used twice" for n in set(run_names) if run_names.count(n) > 1]
     for r in cfg.runs:
-        problems += [f"runs[{r.name}]: {p}" for p in validate_train_overrides(r.config, r.overrides)]
+        if (r.config is None) == (r.adapter is None):
+            problems.append(f"runs[{r.name}]: give either config (train) or adapter (evaluate a trained one)")
+        elif r.adapter and not (Path(r.adapter) / "adapter_config.json").is_file():
+            problems.append(f"runs[{r.name}]: {r.adapter} is not an adapter folder (no adapter_config.json)")
+        elif r.config:
+            problems += [f"runs[{r.name}]: {p}" for p in validate_train_overrides(r.config, r.overrides)]
         if r.replicate_of and r.replicate_of not in run_names:
             problems.append(f"runs[{r.name}]: replicate_of '{r.replicate_of}' is not a run of this study")
     try:

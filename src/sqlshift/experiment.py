@@ -202,7 +202,7 @@ class Runner:
     # ---- evaluation ---------------------------------------------------------------------------------------
     def run_entries(self, spec: RunSpec) -> list[ModelEntry]:
         """Train one run (cached), then list its final adapter, its checkpoints and its λ-scaled versions."""
-        tdir = self.train_run(spec)
+        tdir = Path(spec.adapter) if spec.adapter else self.train_run(spec)
         last = final_step(tdir)
         out = [ModelEntry(spec.name, "run", run=spec.name, step=last, adapter=tdir)]
         for step, ck in checkpoints(tdir, spec.checkpoints):
@@ -313,6 +313,8 @@ def estimate_minutes(cfg: ExperimentConfig, benches: list[Benchmark]) -> float |
         per = getattr(b.settings, "max_new_tokens", None)
         seconds += points * n * (per * CPU_COST["generated_token"] if per else 4 * CPU_COST["choice"])
     for r in cfg.runs:
+        if not r.config:
+            continue
         t = load_train_config(r.config, r.overrides)
         steps = t.max_steps if t.max_steps > 0 else 0
         seconds += steps * CPU_COST["train_step"] * t.per_device_batch_size * t.gradient_accumulation_steps / 4
