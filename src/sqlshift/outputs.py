@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +30,8 @@ LOCK_NAME = ".lock"
 _TEMP_TAG = ".sqlshift-"
 #: characters escaped in JSON lines: lone surrogates (unencodable) and the line breaks str.splitlines knows
 _UNSAFE = re.compile("[\ud800-\udfff\u0085\u2028\u2029]")
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
 
 
 # ---------------------------------------------------------------------------------------------------- atomic files
@@ -40,21 +42,29 @@ def _safe_text(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8") if _UNSAFE.search(text) else text
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename: never half a file."""
+@contextmanager
+def _replacing(path: str | Path, mode: str, **kw: Any) -> Iterator[IO[Any]]:
+    """A file object on a temp file beside ``path``; on success fsynced and renamed over ``path``, else removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=f"{_TEMP_TAG}{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        with os.fdopen(fd, mode, **kw) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename: never half a file."""
+    with _replacing(path, "wb") as f:
+        f.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -67,24 +77,12 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=True) + "\n").encode("ascii"))
 
 
-@contextmanager
-def atomic_jsonl(path: str | Path) -> Iterator[IO[str]]:
+def atomic_jsonl(path: str | Path) -> AbstractContextManager[IO[str]]:
     """A JSONL file written line by line (:func:`append_jsonl`) into a temp file, renamed over ``path`` on success.
 
     On an exception (or a kill) the previous ``path`` stays as it was; the temp file is removed when possible.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=f"{_TEMP_TAG}{os.getpid()}.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
+    return _replacing(path, "w", encoding="utf-8", newline="\n")
 
 
 def json_line(row: Any) -> str:

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +131,13 @@ def _connection(db_path: str) -> sqlite3.Connection:
     return conn
 
 
-def _row_bytes(row: tuple[Any, ...]) -> int:
-    """In-memory size of a row: tuple header, one slot per value, and each value's object.
+def _chunk_bytes(rows: list[tuple[Any, ...]]) -> int:
+    """In-memory size of fetched rows: each tuple's header, one 8-byte slot per value, and each value's object.
 
     Shared objects (``None``, ``''``, small ints) are counted as if fresh, so the bound errs on the safe side;
     counting an empty string as 0 bytes let 200k rows of 150 empty columns cost 245 MB.
     """
-    return _TUPLE_BYTES + 8 * len(row) + sum(map(sys.getsizeof, row))
+    return len(rows) * _TUPLE_BYTES + 8 * sum(map(len, rows)) + sum(map(sys.getsizeof, chain.from_iterable(rows)))
 
 
 _RESOURCE_NAMES = {"SQLITE_NOMEM", "SQLITE_TOOBIG", "SQLITE_FULL"}
@@ -216,7 +217,7 @@ def _fetch_bounded(cur: sqlite3.Cursor, limits: Limits) -> tuple[list[tuple[Any,
         if not chunk:
             return rows, None
         rows.extend(chunk)
-        nbytes += sum(map(_row_bytes, chunk))
+        nbytes += _chunk_bytes(chunk)
         if len(rows) > limits.max_rows:
             return [], f"result has more than {limits.max_rows} rows"
         if nbytes > limits.max_bytes:
