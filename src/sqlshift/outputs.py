@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import socket
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlshift.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 _TEMP_TAG = ".sqlshift-"
@@ -195,6 +198,8 @@ def _acquire(folder: Path, what: str) -> int:
         os.close(fd)
         raise ConfigError(f"output folder {folder} is being written by {holder}",
                           "wait for it or choose another --out") from None
+    except OSError as e:  # a file system without locks (some network mounts): go on, but say so
+        log.warning("%s: cannot lock (%s); make sure no other process writes this folder", lock_path, e)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
             "command": _one_line(" ".join(sys.argv) or what, 1000), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     os.ftruncate(fd, 0)

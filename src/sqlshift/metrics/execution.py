@@ -404,7 +404,7 @@ def evaluate_split(split: SpiderSplit, predictions: Mapping[int, Mapping[str, An
     if mode not in MODES:
         raise DataError(f"unknown EX mode '{mode}'", f"use one of {', '.join(MODES)}")
     timeout_s = check_timeout(timeout_s)
-    with exclusive_output(out_dir, "sqlshift eval-sql") as out:
+    with exclusive_output(out_dir, "sqlshift EX evaluation") as out:
         _check_coverage(split, predictions)
         examples = split.examples
         pairs = [Pair(str(split.db_path(e.db_id)), _pred_sql(predictions[e.index], e.index), e.query)
