@@ -75,12 +75,13 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory written by 
 @friendly
 def eval_sql(spider_dir: Path = typer.Option(..., help="Spider folder (dev.json, tables.json, database/)"),
              pred: Path = typer.Option(..., help="predictions: JSONL {index, sql} or one SQL per line"),
-             out: Path = typer.Option(..., help="output folder for metrics.json and results.jsonl"),
+             out: Path = typer.Option(..., help="output folder for metrics.json and results.jsonl (one writer "
+                                                "at a time: a second eval-sql on it stops with an error)"),
              gold: Optional[Path] = typer.Option(None, help="official gold file (SQL<TAB>db_id) for line predictions"),
              split: str = typer.Option("dev", help="dev, syn, realistic or dk"),
              mode: str = typer.Option("official", help="official (test-suite semantics) or simple"),
              keep_distinct: bool = typer.Option(False, help="do not strip DISTINCT before comparing"),
-             timeout: float = typer.Option(30.0, help="seconds per query")) -> None:
+             timeout: float = typer.Option(30.0, help="seconds per query (> 0)")) -> None:
     """Score Text-to-SQL predictions by execution accuracy."""
     from sqlshift.metrics.execution import run_eval_sql
 

@@ -1,69 +1,236 @@
-"""Writing outputs safely: atomic replaces, JSONL lines that always read back."""
+"""Writing output folders safely: atomic files, JSONL lines any reader can split, one writer per folder.
+
+* A crash (or SIGKILL) while writing leaves the previous version of a file whole: every file is written to a temp
+  file in the same folder, fsynced, then renamed over the old one (``os.replace`` is atomic on POSIX).
+* Text is data, never a crash: lone surrogates (e.g. from ``"\\ud800"`` in a prediction file) are escaped, and
+  U+0085 / U+2028 / U+2029, which ``str.splitlines`` treats as line breaks, never appear raw in a JSONL line.
+* Two processes writing one output folder corrupt it silently, so a writer holds ``<folder>/.lock`` (``flock``);
+  a second one stops with a one-line error naming the holder.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
+import logging
 import os
+import re
+import socket
 import sys
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from sqlshift.errors import ConfigError
 
+log = logging.getLogger(__name__)
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so a crash leaves the previous version whole."""
+LOCK_NAME = ".lock"
+_TEMP_TAG = ".sqlshift-"
+#: characters escaped in JSON lines: lone surrogates (unencodable) and the line breaks str.splitlines knows
+_UNSAFE = re.compile("[\ud800-\udfff\u0085\u2028\u2029]")
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
+# ---------------------------------------------------------------------------------------------------- atomic files
+
+
+def _safe_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by ``\\udXXX`` escapes, so it always encodes as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _UNSAFE.search(text) else text
+
+
+@contextmanager
+def _replacing(path: str | Path, mode: str, **kw: Any) -> Iterator[IO[Any]]:
+    """A file object on a temp file beside ``path``; on success fsynced and renamed over ``path``, else removed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", errors="backslashreplace") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=f"{_TEMP_TAG}{os.getpid()}.tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        with os.fdopen(fd, mode, **kw) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """JSON (ASCII-escaped: lone surrogates cannot crash it) written atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=True, default=str))
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename: never half a file."""
+    with _replacing(path, "wb") as f:
+        f.write(data)
+    return Path(path)
 
 
-def append_jsonl(fh: IO[str], row: dict[str, Any]) -> None:
-    """One JSON line, flushed; escaped to ASCII so no character inside a string can break the line."""
-    fh.write(json.dumps(row, ensure_ascii=True) + "\n")
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """UTF-8 text, atomically; lone surrogates are written as ``\\udXXX`` instead of failing."""
+    return atomic_write_bytes(path, _safe_text(text).encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Indented JSON (ASCII-escaped, so any string round-trips) plus a newline, atomically."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=True) + "\n").encode("ascii"))
+
+
+def atomic_jsonl(path: str | Path) -> AbstractContextManager[IO[str]]:
+    """A JSONL file written line by line (:func:`append_jsonl`) into a temp file, renamed over ``path`` on success.
+
+    On an exception (or a kill) the previous ``path`` stays as it was; the temp file is removed when possible.
+    """
+    return _replacing(path, "w", encoding="utf-8", newline="\n")
+
+
+def json_line(row: Any) -> str:
+    """One JSON line (with its ``\\n``): UTF-8 kept readable, but nothing that breaks encoding or line splitting."""
+    text = json.dumps(row, ensure_ascii=False)
+    if _UNSAFE.search(text):  # only inside JSON strings, where a \\uXXXX escape means the same character
+        text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text + "\n"
+
+
+def append_jsonl(fh: IO[Any], row: Any) -> None:
+    """Append ``row`` as one JSON line to an open text (or binary) file and flush it."""
+    line = json_line(row)
+    fh.write(line.encode("utf-8") if "b" in getattr(fh, "mode", "") else line)
     fh.flush()
 
 
-@contextlib.contextmanager
-def exclusive_output(folder: str | Path, what: str = "sqlshift") -> Iterator[None]:
-    """One writer per output folder: a non-blocking lock on ``<folder>/.lock``; a second process stops at once."""
+def _unlink(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Temp files of writers that died (SIGKILL, power loss) before their rename: their pid no longer runs."""
+    for p in folder.glob(f".*{_TEMP_TAG}*.tmp"):
+        m = re.search(rf"{re.escape(_TEMP_TAG)}(\d+)\.tmp$", p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            _unlink(p)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------- output folders
+
+
+def prepare_output_dir(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and check it is a writable directory; ConfigError (one line) otherwise.
+
+    Called before any long work, so a bad ``--out`` fails in a second, not after the evaluation.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    key = str(folder.resolve())
-    if key in _held:
-        yield
-        return
-    fh = open(folder / ".lock", "a+")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output folder {folder} is an existing file", "choose another --out (a folder)")
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create output folder {folder} ({e.strerror or e})",
+                          "choose another --out in a writable place") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {folder} is not writable", "choose another --out or fix its permissions")
+    return folder
+
+
+_HELD: dict[str, list[int]] = {}  # resolved folder -> [lock fd, depth]
+_HELD_LOCK = threading.Lock()
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child (e.g. a sandbox worker) must not keep the parent's locks alive after the parent dies."""
+    for fd, _ in _HELD.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote into the lock file (best effort)."""
+    try:
+        info = json.loads(os.pread(fd, 65536, 0).decode("utf-8", "replace") or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "another process"
+    cmd = _one_line(str(info.get("command") or info.get("what") or "?"))
+    return f"{info.get('what', 'sqlshift')} (pid {info['pid']} on {info.get('host', '?')}: {cmd})"
+
+
+def _acquire(folder: Path, what: str) -> int:
+    lock_path = folder / LOCK_NAME
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise ConfigError(f"cannot write in output folder {folder} ({e.strerror or e})",
+                          "choose another --out in a writable place") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise ConfigError(f"{folder} is being written by {holder}", "wait for it to finish or choose another output")
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} ({what}: {' '.join(sys.argv)[:200]})")
-    fh.flush()
-    _held.add(key)
+        holder = _holder(fd)
+        os.close(fd)
+        raise ConfigError(f"output folder {folder} is being written by {holder}",
+                          "wait for it or choose another --out") from None
+    except OSError as e:  # a file system without locks (some network mounts): go on, but say so
+        log.warning("%s: cannot lock (%s); make sure no other process writes this folder", lock_path, e)
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
+            "command": _one_line(" ".join(sys.argv) or what, 1000), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8", "backslashreplace"), 0)
+    return fd
+
+
+@contextmanager
+def exclusive_output(folder: str | Path, what: str = "sqlshift") -> Iterator[Path]:
+    """Hold ``<folder>/.lock`` for the block: one writer per output folder.
+
+    Non-blocking: when another live process holds it, raise ConfigError naming the holder. Re-entrant within one
+    process (a run locks its folder and evaluates into sub-folders; nested calls on the same folder just nest).
+    The folder is created and checked for writability first.
+    """
+    folder = prepare_output_dir(folder)
+    key = str(folder.resolve())
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] += 1
+        else:
+            _HELD[key] = [_acquire(folder, what), 1]
+            _remove_stale_temps(folder)
     try:
-        yield
+        yield folder
     finally:
-        _held.discard(key)
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
-
-
-_held: set[str] = set()
+        with _HELD_LOCK:
+            held = _HELD.get(key)
+            if held is not None:
+                held[1] -= 1
+                if held[1] == 0:
+                    del _HELD[key]
+                    os.close(held[0])  # releases the flock; the file stays (unlinking it would race)

@@ -157,6 +157,9 @@ def read_mmlu_csv(path: Path, subject: str, split: str = "test") -> list[MMLUQue
         except csv.Error as e:
             raise DataError(f"{path}:{reader.line_num}: unreadable CSV ({e})",
                             "restore the file from the MMLU release") from e
+        except UnicodeDecodeError as e:  # raised while reading ahead, so the line is approximate
+            raise DataError(f"{path}: not UTF-8 text near line {reader.line_num + 1} ({e.reason})",
+                            "save it as UTF-8; restore the file from the MMLU release") from e
     return out
 
 
@@ -165,6 +168,8 @@ def parse_row(row: list[str], path: Path, line: int, subject: str, split: str, i
     if len(row) != 6:
         raise DataError(f"{path}:{line}: expected 6 fields (question,A,B,C,D,answer), got {len(row)}",
                         "quote fields holding commas; restore the file from the MMLU release")
+    if any("\x00" in field for field in row):
+        raise DataError(f"{path}:{line}: holds NUL bytes (a binary file?)", "restore the file from the MMLU release")
     answer = row[5].strip()
     if answer not in LETTERS:
         raise DataError(f"{path}:{line}: answer {row[5]!r} is not one of A, B, C, D",

@@ -82,13 +82,20 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path} does not exist", "point --spider-dir / data settings at a Spider folder")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})",
+                        "restore the file from the release") from e
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", "restore the file from the release") from e
 
 
 def load_tables(path: Path) -> dict[str, dict[str, Any]]:
     """``tables.json`` as a dict keyed by db_id."""
-    return {t["db_id"]: t for t in read_json(path)}
+    tables = read_json(path)
+    if not isinstance(tables, list) or not all(isinstance(t, dict) and isinstance(t.get("db_id"), str) for t in tables):
+        raise DataError(f"{path} must hold a JSON list of schemas with a 'db_id' each",
+                        "restore tables.json from the Spider release")
+    return {t["db_id"]: t for t in tables}
 
 
 def resolve_variant_root(root: Path, split: str) -> tuple[Path, Path]:
@@ -136,6 +143,8 @@ def build_split(name: str, rows: list[dict], qfield: str, tables: dict, db_dirs:
     skipped: list[SpiderExample] = []
     reasons: Counter[str] = Counter()
     for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: example {i} is not a JSON object", "use the Spider release format")
         missing = [k for k in ("db_id", "query") if k not in row]
         if missing or (qfield not in row and "question" not in row):
             raise DataError(f"{path}: example {i} lacks {missing or [qfield]}", "each example needs db_id, query, question")
@@ -171,8 +180,13 @@ def read_gold_sql(path: str | Path) -> list[tuple[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist", "pass --gold pointing at dev_gold.sql")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})",
+                        "pass the official gold file (SQL<TAB>db_id per line, UTF-8)") from e
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         if "\t" not in line:

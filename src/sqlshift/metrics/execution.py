@@ -14,13 +14,19 @@ reference Spider EX, reimplemented here:
 permutation, no DISTINCT removal, no ORDER BY sensitivity.
 
 Gold results are computed once per (database, normalised gold SQL) and cached (in memory; optionally pickled).
+
+A prediction is untrusted: it is normalised, executed *and compared with the gold result inside a sandbox
+worker*, which sends back only the verdict, so the parent's memory does not grow with what predictions return.
+``results.jsonl`` is streamed to a temp file and renamed, ``metrics.json`` written atomically, and one process at
+a time writes an output folder (``sqlshift.outputs``).
 """
 
 from __future__ import annotations
 
-import json
+import math
 import pickle
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,15 +36,18 @@ from typing import Any
 import sqlglot
 from sqlglot.tokens import TokenType
 
-from sqlshift.data.spider import SpiderSplit, load_spider, read_gold_sql
-from sqlshift.errors import DataError
+from sqlshift.data.spider import SpiderSplit, load_spider
+from sqlshift.errors import ConfigError, DataError
 from sqlshift.metrics.hardness import LEVELS, example_hardness
+from sqlshift.metrics.prediction_files import read_predictions  # noqa: F401  (public here since the start)
 from sqlshift.metrics.stats import accuracy_summary
-from sqlshift.sql import DEFAULT_TIMEOUT_S, ExecResult, SqlSandbox
+from sqlshift.outputs import append_jsonl, atomic_jsonl, atomic_write_bytes, atomic_write_json, exclusive_output
+from sqlshift.sql import DEFAULT_TIMEOUT_S, ExecResult, Limits, SqlSandbox
+from sqlshift.sql_worker import precheck_sql, run_query, short_message
 
 MODES = ("official", "simple")
 ERROR_TYPES = ("correct", "wrong_result", "syntax_error", "unknown_table", "unknown_column", "timeout",
-               "resource_limit", "forbidden", "empty_prediction", "gold_error")
+               "resource_limit", "engine_error", "forbidden", "empty_prediction", "gold_error")
 
 Row = tuple[Any, ...]
 
@@ -132,8 +141,16 @@ def _column_permutations(gold: Sequence[Row], pred: Sequence[Row]) -> Iterator[t
     yield from extend(0)
 
 
-def results_equal_official(gold: Sequence[Row], pred: Sequence[Row], ordered: bool) -> bool:
-    """Official denotation equality: bag (or list when ``ordered``) equality up to a column permutation."""
+class CompareTimeout(Exception):
+    """Comparing two results ran past the query's deadline (many candidate column permutations)."""
+
+
+def results_equal_official(gold: Sequence[Row], pred: Sequence[Row], ordered: bool,
+                           deadline: float | None = None) -> bool:
+    """Official denotation equality: bag (or list when ``ordered``) equality up to a column permutation.
+
+    ``deadline`` (``time.monotonic()``) bounds the permutation search: past it, CompareTimeout.
+    """
     if not gold and not pred:
         return True
     if len(gold) != len(pred) or len(gold[0]) != len(pred[0]):
@@ -143,6 +160,8 @@ def results_equal_official(gold: Sequence[Row], pred: Sequence[Row], ordered: bo
     gold_bag = None if ordered else Counter(gold)
     gold_list = list(gold)
     for perm in _column_permutations(gold, pred):
+        if deadline is not None and time.monotonic() > deadline:
+            raise CompareTimeout
         permuted = [tuple(r[j] for j in perm) for r in pred]
         if (permuted == gold_list) if ordered else (Counter(permuted) == gold_bag):
             return True
@@ -154,11 +173,12 @@ def results_equal_simple(gold: Sequence[Row], pred: Sequence[Row]) -> bool:
     return Counter(gold) == Counter(pred)
 
 
-def results_equal(gold: Sequence[Row], pred: Sequence[Row], *, mode: str = "official", ordered: bool = False) -> bool:
+def results_equal(gold: Sequence[Row], pred: Sequence[Row], *, mode: str = "official", ordered: bool = False,
+                  deadline: float | None = None) -> bool:
     """Compare two results under ``mode``."""
     if mode == "simple":
         return results_equal_simple(gold, pred)
-    return results_equal_official(gold, pred, ordered)
+    return results_equal_official(gold, pred, ordered, deadline)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -191,9 +211,7 @@ class GoldCache:
 
     def save(self) -> None:
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("wb") as f:
-                pickle.dump(self._data, f)
+            atomic_write_bytes(self.path, pickle.dumps(self._data))
 
 
 #: process-wide cache, so evaluating many models against one split runs each gold query once
@@ -222,7 +240,8 @@ def _describe(rows: Sequence[Row]) -> str:
     return f"{len(rows)} rows x {len(rows[0]) if rows else 0} cols"
 
 
-def judge(gold: ExecResult, pred: ExecResult | None, *, mode: str, ordered: bool) -> Judgement:
+def judge(gold: ExecResult, pred: ExecResult | None, *, mode: str, ordered: bool,
+          deadline: float | None = None) -> Judgement:
     """Turn the two execution verdicts into the taxonomy (gold failures first: they are excluded from n)."""
     if not gold.ok:
         return Judgement(False, "gold_error", f"{gold.error_type}: {gold.message}")
@@ -230,32 +249,65 @@ def judge(gold: ExecResult, pred: ExecResult | None, *, mode: str, ordered: bool
         return Judgement(False, "empty_prediction", "empty SQL")
     if not pred.ok:
         return Judgement(False, pred.error_type or "syntax_error", pred.message)
-    if results_equal(gold.rows or [], pred.rows or [], mode=mode, ordered=ordered):
+    try:
+        equal = results_equal(gold.rows or [], pred.rows or [], mode=mode, ordered=ordered, deadline=deadline)
+    except CompareTimeout:
+        return Judgement(False, "timeout", "comparing the results exceeded the query's time limit")
+    except MemoryError:
+        return Judgement(False, "resource_limit", "comparing the results ran out of memory")
+    if equal:
         return Judgement(True, "correct", None)
     return Judgement(False, "wrong_result",
                      f"gold {_describe(gold.rows or [])}, predicted {_describe(pred.rows or [])}")
 
 
+def judge_in_worker(db_path: str, pred_sql: str, gold: ExecResult, mode: str, keep_distinct: bool, ordered: bool,
+                    limits: Limits) -> Judgement:
+    """Sandbox job: normalise, execute and compare one prediction; only the small verdict goes back.
+
+    Runs in a bounded worker, so a huge or pathological prediction costs the worker's time and memory caps, and
+    its result rows never reach the parent.
+    """
+    start = time.monotonic()
+    pred = run_query(db_path, normalise(pred_sql, mode, keep_distinct), limits)
+    return judge(gold, pred, mode=mode, ordered=ordered, deadline=start + limits.timeout_s)
+
+
+def _failed_judgement(error_type: str, message: str) -> Judgement:
+    return Judgement(False, error_type, short_message(message))
+
+
 def judge_pairs(pairs: Sequence[Pair], sandbox: SqlSandbox, *, mode: str = "official", keep_distinct: bool = False,
                 gold_cache: GoldCache | None = None, progress: bool = False) -> list[Judgement]:
-    """Execute golds (uncached only) and predictions in one pooled pass, then judge each pair."""
+    """Execute golds (uncached only), then judge each prediction in a worker against its gold result.
+
+    Predictions whose gold failed are not run (``gold_error``); empty or over-long ones are judged here.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     cache = DEFAULT_GOLD_CACHE if gold_cache is None else gold_cache
-    golds = [normalise(p.gold_sql, mode, keep_distinct) for p in pairs]
-    preds = [normalise(p.pred_sql, mode, keep_distinct) for p in pairs]
+    golds = [normalise(p.gold_sql, mode, keep_distinct) for p in pairs]  # trusted text: normalised here
     gold_jobs = list(dict.fromkeys((p.db_path, g) for p, g in zip(pairs, golds) if cache.get(p.db_path, g) is None))
-    pred_jobs = [(i, (p.db_path, s)) for i, (p, s) in enumerate(zip(pairs, preds)) if s.strip().strip(";").strip()]
-    results = sandbox.execute_many(gold_jobs + [job for _, job in pred_jobs], progress=progress, desc="EX")
-    fresh_gold = dict(zip(gold_jobs, results[:len(gold_jobs)]))
+    fresh_gold = dict(zip(gold_jobs, sandbox.execute_many(gold_jobs, progress=progress, desc="gold")))
     for (db, sql), res in fresh_gold.items():
         cache.put(db, sql, res)
-    pred_res: dict[int, ExecResult] = {i: r for (i, _), r in zip(pred_jobs, results[len(gold_jobs):])}
-    out = []
+    out: list[Judgement | None] = [None] * len(pairs)
+    todo: list[int] = []
+    jobs: list[tuple[Any, ...]] = []
+    limits = sandbox.limits
     for i, (p, g) in enumerate(zip(pairs, golds)):
         gold = cache.get(p.db_path, g) or fresh_gold[(p.db_path, g)]
-        out.append(judge(gold, pred_res.get(i), mode=mode, ordered=mode == "official" and order_matters(g)))
-    return out
+        early = precheck_sql(p.pred_sql)
+        if not gold.ok or early is not None:
+            out[i] = judge(gold, early, mode=mode, ordered=False)
+            continue
+        todo.append(i)
+        jobs.append((p.db_path, p.pred_sql, gold, mode, keep_distinct, mode == "official" and order_matters(g),
+                     limits))
+    for i, verdict in zip(todo, sandbox.run_jobs(judge_in_worker, jobs, _failed_judgement, progress=progress,
+                                                  desc="EX")):
+        out[i] = verdict
+    return out  # type: ignore[return-value]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -263,12 +315,17 @@ def judge_pairs(pairs: Sequence[Pair], sandbox: SqlSandbox, *, mode: str = "offi
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _pred_sql(pred: Mapping[str, Any] | str | None) -> str:
+def _pred_sql(pred: Mapping[str, Any] | str | None, index: int | None = None) -> str:
+    """The SQL of a prediction (a dict with ``sql``, or the SQL itself); a non-string is bad input."""
     if pred is None:
         return ""
-    if isinstance(pred, str):
-        return pred
-    return pred.get("sql") or ""
+    sql = pred if isinstance(pred, str) else pred.get("sql")
+    if sql is None:
+        return ""
+    if not isinstance(sql, str):
+        raise DataError(f"prediction {index}: 'sql' is {type(sql).__name__}, not a string",
+                        "give each prediction its SQL as a string")
+    return sql
 
 
 def _check_coverage(split: SpiderSplit, predictions: Mapping[int, Any]) -> None:
@@ -322,6 +379,18 @@ def _metrics(split: SpiderSplit, rows: list[dict[str, Any]], mode: str,
     return metrics
 
 
+def check_timeout(timeout_s: Any) -> float:
+    """The per-query timeout must be a positive, finite number of seconds (0, negative, NaN, inf are refused)."""
+    try:
+        value = float(timeout_s)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"timeout {timeout_s!r} is not a positive number of seconds",
+                          "pass --timeout with a value > 0, e.g. --timeout 30")
+    return value
+
+
 def evaluate_split(split: SpiderSplit, predictions: Mapping[int, Mapping[str, Any] | str], out_dir: str | Path, *,
                    mode: str = "official", keep_distinct: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
                    workers: int | None = None, sandbox: SqlSandbox | None = None,
@@ -329,143 +398,49 @@ def evaluate_split(split: SpiderSplit, predictions: Mapping[int, Mapping[str, An
     """Score ``predictions`` (index -> prediction dict or SQL) on ``split``; write results.jsonl + metrics.json.
 
     Predictions for skipped examples (missing database) are ignored; evaluable examples without one raise.
+    ``out_dir`` is checked and locked (one writer) before any query runs; both files are replaced atomically,
+    so an interrupted evaluation leaves the previous ones whole.
     """
     if mode not in MODES:
         raise DataError(f"unknown EX mode '{mode}'", f"use one of {', '.join(MODES)}")
-    _check_coverage(split, predictions)
-    examples = split.examples
-    pairs = [Pair(str(split.db_path(e.db_id)), _pred_sql(predictions[e.index]), e.query) for e in examples]
-    own = sandbox is None
-    sb = SqlSandbox(timeout_s=timeout_s, workers=workers) if own else sandbox
-    try:
-        verdicts = judge_pairs(pairs, sb, mode=mode, keep_distinct=keep_distinct, gold_cache=gold_cache,
-                               progress=progress)
-    finally:
-        if own:
-            sb.close()
-    if gold_cache is not None:
-        gold_cache.save()
-    rows = [_result_row(e, p, v) for e, p, v in zip(examples, pairs, verdicts)]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "results.jsonl").open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            f.flush()
-    metrics = _metrics(split, rows, mode, generation_summary(split, predictions))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    timeout_s = check_timeout(timeout_s)
+    with exclusive_output(out_dir, "sqlshift EX evaluation") as out:
+        _check_coverage(split, predictions)
+        examples = split.examples
+        pairs = [Pair(str(split.db_path(e.db_id)), _pred_sql(predictions[e.index], e.index), e.query)
+                 for e in examples]
+        own = sandbox is None
+        sb = SqlSandbox(timeout_s=timeout_s, workers=workers) if own else sandbox
+        try:
+            verdicts = judge_pairs(pairs, sb, mode=mode, keep_distinct=keep_distinct, gold_cache=gold_cache,
+                                   progress=progress)
+        finally:
+            if own:
+                sb.close()
+        if gold_cache is not None:
+            gold_cache.save()
+        tallies = _write_results(out / "results.jsonl", examples, pairs, verdicts)
+        metrics = _metrics(split, tallies, mode, generation_summary(split, predictions))
+        atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _write_results(path: Path, examples: Sequence[Any], pairs: Sequence[Pair],
+                   verdicts: Sequence[Judgement]) -> list[dict[str, Any]]:
+    """Stream one results.jsonl row per example (temp file + rename); keep only what the metrics need."""
+    tallies: list[dict[str, Any]] = []
+    with atomic_jsonl(path) as f:
+        for e, p, v in zip(examples, pairs, verdicts):
+            row = _result_row(e, p, v)
+            append_jsonl(f, row)
+            tallies.append({k: row[k] for k in ("index", "hardness", "correct", "error_type")})
+    return tallies
 
 
 def _result_row(example: Any, pair: Pair, verdict: Judgement) -> dict[str, Any]:
     return {"index": example.index, "db_id": example.db_id, "question": example.question,
             "hardness": example_hardness(example), "correct": verdict.correct, "error_type": verdict.error_type,
             "error": verdict.error, "pred_sql": pair.pred_sql, "gold_sql": example.query}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# prediction files
-# ----------------------------------------------------------------------------------------------------------
-
-
-def read_predictions(path: str | Path, split: SpiderSplit, gold_path: str | Path | None = None) -> dict[int, dict]:
-    """Predictions as index -> dict with at least ``sql``.
-
-    Accepts JSONL (``{"index": i, "sql": ...}`` per line, as generate.py writes) or the official format: one SQL
-    per line aligned with the gold file (``gold_path``, lines ``SQL<TAB>db_id``) or, without it, with the split.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist", "pass --pred pointing at predictions.jsonl or a .sql file")
-    text = path.read_text(encoding="utf-8")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if first.startswith("{"):
-        return _read_jsonl(path, text, split)
-    return _read_official(path, text, split, gold_path)
-
-
-def _all_examples(split: SpiderSplit) -> list[Any]:
-    return sorted(split.examples + split.skipped, key=lambda e: e.index)
-
-
-def _read_jsonl(path: Path, text: str, split: SpiderSplit) -> dict[int, dict]:
-    by_index = {e.index: e for e in _all_examples(split)}
-    out: dict[int, dict] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n} is not valid JSON ({e.msg})",
-                            "each line must be one JSON object like {\"index\": 0, \"sql\": \"SELECT ...\"}") from e
-        if not isinstance(row, dict) or not isinstance(row.get("index"), int) or "sql" not in row:
-            raise DataError(f"{path}:{n} lacks an integer 'index' and an 'sql' field",
-                            "each line must be like {\"index\": 0, \"sql\": \"SELECT ...\"}")
-        idx = row["index"]
-        if idx not in by_index:
-            raise DataError(f"{path}:{n} has index {idx}, outside split '{split.name}' (0..{split.n_total - 1})",
-                            "predict on the same split you evaluate (--split)")
-        db = row.get("db_id")
-        if db is not None and db != by_index[idx].db_id:
-            if db not in split.tables:
-                raise DataError(f"{path}:{n} names unknown db_id '{db}'", "check the split the predictions are for")
-            raise DataError(f"{path}:{n} has db_id '{db}' but example {idx} of '{split.name}' is on "
-                            f"'{by_index[idx].db_id}'", "predict on the same split you evaluate (--split)")
-        row["sql"] = row["sql"] or ""
-        out[idx] = row  # a resumed file may repeat an index: the last line wins
-    return out
-
-
-def _read_official(path: Path, text: str, split: SpiderSplit, gold_path: str | Path | None) -> dict[int, dict]:
-    examples = _all_examples(split)
-    if gold_path is not None:
-        gold = read_gold_sql(gold_path)
-        _check_gold_matches(Path(gold_path), gold, split, examples)
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if len(lines) != len(examples):
-        nonblank = [line for line in lines if line.strip()]
-        if len(nonblank) != len(examples):
-            where = f"gold file {gold_path}" if gold_path else f"split '{split.name}'"
-            raise DataError(f"{path} has {len(lines)} predictions but {where} has {len(examples)} queries",
-                            "write one SQL per line, in gold order (an empty line for an empty prediction)")
-        lines = nonblank
-    out: dict[int, dict] = {}
-    for n, (line, ex) in enumerate(zip(lines, examples), 1):
-        sql, db = _split_db(line, split)
-        if db is not None and db != ex.db_id:
-            raise DataError(f"{path}:{n} is for db '{db}' but line {n} of the gold is on '{ex.db_id}'",
-                            "keep predictions aligned with the gold file")
-        out[ex.index] = {"index": ex.index, "db_id": ex.db_id, "sql": sql}
-    return out
-
-
-def _split_db(line: str, split: SpiderSplit) -> tuple[str, str | None]:
-    """``SQL`` or ``SQL<TAB>db_id`` (some tools write the latter)."""
-    if "\t" in line:
-        sql, db = line.rsplit("\t", 1)
-        if db.strip() in split.tables:
-            return sql.strip(), db.strip()
-        if db.strip() and " " not in db.strip():
-            raise DataError(f"prediction line names unknown db_id '{db.strip()}'",
-                            "use db_ids of the split's tables.json")
-    return line.strip(), None
-
-
-def _check_gold_matches(gold_path: Path, gold: list[tuple[str, str]], split: SpiderSplit, examples: list[Any]) -> None:
-    unknown = sorted({db for _, db in gold if db not in split.tables})
-    if unknown:
-        raise DataError(f"{gold_path} names unknown db_id(s) {unknown[:5]}",
-                        f"use the gold file of split '{split.name}' (its tables.json has no such database)")
-    if len(gold) != len(examples):
-        raise DataError(f"{gold_path} has {len(gold)} queries but split '{split.name}' has {len(examples)}",
-                        "pass the gold file of the split you evaluate")
-    for n, ((_, db), ex) in enumerate(zip(gold, examples), 1):
-        if db != ex.db_id:
-            raise DataError(f"{gold_path}:{n} is on '{db}' but example {ex.index} of '{split.name}' is on "
-                            f"'{ex.db_id}'", "pass the gold file of the split you evaluate")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -476,10 +451,17 @@ def _check_gold_matches(gold_path: Path, gold: list[tuple[str, str]], split: Spi
 def run_eval_sql(spider_dir: str | Path, pred: str | Path, out: str | Path, gold: str | Path | None = None,
                  split: str = "dev", mode: str = "official", keep_distinct: bool = False,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """``sqlshift eval-sql``: load the split and predictions, evaluate, print a short table, return metrics."""
-    data = load_spider(spider_dir, split)
-    predictions = read_predictions(pred, data, gold)
-    metrics = evaluate_split(data, predictions, out, mode=mode, keep_distinct=keep_distinct, timeout_s=timeout_s)
+    """``sqlshift eval-sql``: load the split and predictions, evaluate, print a short table, return metrics.
+
+    Options and the output folder are checked, and the folder locked, before anything is loaded or run.
+    """
+    timeout_s = check_timeout(timeout_s)
+    if mode not in MODES:
+        raise ConfigError(f"unknown EX mode '{mode}'", f"use one of {', '.join(MODES)}")
+    with exclusive_output(out, "sqlshift eval-sql"):
+        data = load_spider(spider_dir, split)
+        predictions = read_predictions(pred, data, gold)
+        metrics = evaluate_split(data, predictions, out, mode=mode, keep_distinct=keep_distinct, timeout_s=timeout_s)
     print_metrics(metrics, data.skip_summary())
     return metrics
 

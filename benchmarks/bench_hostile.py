@@ -1,0 +1,190 @@
+"""Heavy hostile cases for ``sqlshift eval-sql`` (issue 17): parent memory, temp-file spill, a 10 MB prediction.
+
+    python benchmarks/bench_hostile.py [--cases memory,tempspill,hugesql] [--timeout 30] [--workers 2]
+                                       [--src OTHER/src]    # e.g. an older checkout, for a before/after
+
+Each case runs the real CLI (``sqlshift eval-sql``) in a child process on a generated Spider-layout folder (one
+sqlite database, 10 examples) and prints: the verdicts, the child's peak RSS (VmHWM of the parent process
+alone), the peak bytes of sqlite temp files held by its workers (open ``etilqs_*`` files, which sqlite unlinks at
+once, plus anything left in the child's private TMPDIR), the largest worker RSS seen, and the wall time.
+
+* memory-N: N of the 10 predictions return 200k rows of 150 empty strings (the audit's case; ``--rows``,
+  ``--cols``); the others are correct. Parent peak RSS must not grow with N.
+* tempspill: ORDER BY and GROUP BY over a three-way cross join of a 1000-row table (sqlite sorts spill to temp
+  files); peak temp bytes must stay bounded.
+* hugesql: one 10 MB prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+N_EXAMPLES = 10
+GOLD = "SELECT count(*) FROM t"
+
+
+def hostile_rows(rows: int = 200_000, cols: int = 150) -> str:
+    """``rows`` rows of ``cols`` empty strings: the result budget used to count them as 0 bytes."""
+    return (f"SELECT {', '.join([chr(39) * 2] * cols)} FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+            f"SELECT x + 1 FROM c LIMIT {rows}) SELECT x FROM c)")
+
+
+SPILL = ["SELECT a.s, b.s, c.id FROM t a, t b, t c ORDER BY a.s || b.s || c.id",
+         "SELECT a.s || b.s || c.id AS k, count(*) FROM t a, t b, t c GROUP BY k"]
+HUGE = "SELECT " + "1 + " * 2_500_000 + "1"  # 10 MB
+
+
+def build_spider(root: Path) -> Path:
+    """Spider layout: database h (table t, 1000 rows of ~50 bytes) and N_EXAMPLES dev questions on it."""
+    (root / "database" / "h").mkdir(parents=True)
+    con = sqlite3.connect(root / "database" / "h" / "h.sqlite")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"row {i:05d} " + "x" * 40) for i in range(1000)])
+    con.commit()
+    con.close()
+    dev = [{"db_id": "h", "query": GOLD, "question": f"q{i}"} for i in range(N_EXAMPLES)]
+    (root / "dev.json").write_text(json.dumps(dev))
+    (root / "tables.json").write_text(json.dumps([{"db_id": "h"}]))
+    return root
+
+
+def write_predictions(path: Path, hostile: list[str]) -> Path:
+    sqls = hostile + [GOLD] * (N_EXAMPLES - len(hostile))
+    with path.open("w", encoding="utf-8") as f:
+        for i, sql in enumerate(sqls):
+            f.write(json.dumps({"index": i, "sql": sql}) + "\n")
+    return path
+
+
+def _temp_bytes(procs: list[psutil.Process], tmpdir: Path) -> int:
+    """Bytes of sqlite temp files: open etilqs_* files of ``procs`` (sqlite unlinks them at once) + any other
+    file left in ``tmpdir``."""
+    total = sum(p.stat().st_blocks * 512 for p in tmpdir.rglob("*") if p.is_file() and "etilqs" not in p.name)
+    for proc in procs:
+        try:
+            fds = os.listdir(f"/proc/{proc.pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{proc.pid}/fd/{fd}")
+                if "etilqs" in link:
+                    total += os.stat(f"/proc/{proc.pid}/fd/{fd}").st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def run_case(name: str, spider: Path, pred: Path, work: Path, timeout: float, workers: int,
+             src: str | None) -> dict:
+    """Run eval-sql in a child; poll its workers' temp files and RSS; the child reports its own VmHWM."""
+    out, tmpdir = work / f"out-{name}", work / f"tmp-{name}"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "SQLITE_TMPDIR": str(tmpdir), "SQLSHIFT_BENCH_WORKERS": str(workers)}
+    if src:
+        env["PYTHONPATH"] = src
+    cmd = [sys.executable, __file__, "--child", "eval-sql", "--spider-dir", str(spider), "--pred", str(pred),
+           "--out", str(out), "--timeout", str(timeout)]
+    peak = {"temp": 0, "worker_rss": 0}
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = threading.Event()
+
+    def watch() -> None:
+        me = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                kids = me.children(recursive=True)
+                peak["temp"] = max(peak["temp"], _temp_bytes(kids, tmpdir))
+                peak["worker_rss"] = max([peak["worker_rss"], *(k.memory_info().rss for k in kids)])
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    _, err = proc.communicate()
+    wall = time.monotonic() - start
+    done.set()
+    th.join()
+    report = next((json.loads(line[6:]) for line in err.splitlines() if line.startswith("BENCH ")), {})
+    verdicts: dict[str, int] = {}
+    if (out / "results.jsonl").is_file():
+        for line in (out / "results.jsonl").read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                t = json.loads(line)["error_type"]
+                verdicts[t] = verdicts.get(t, 0) + 1
+    return {"case": name, "rc": proc.returncode, "verdicts": verdicts,
+            "parent_peak_rss_mb": report.get("vm_hwm_kb", 0) / 1024, "peak_temp_mb": peak["temp"] / 1e6,
+            "max_worker_rss_mb": peak["worker_rss"] / 2**20, "wall_s": wall,
+            "stderr_tail": err.strip().splitlines()[-1:] if proc.returncode else []}
+
+
+def child(argv: list[str]) -> None:
+    """Run the CLI in this process and report its own peak RSS (VmHWM excludes the workers)."""
+    import atexit
+
+    def report() -> None:
+        hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("VmHWM:"))
+        print("BENCH " + json.dumps({"vm_hwm_kb": hwm}), file=sys.stderr, flush=True)
+
+    atexit.register(report)
+    workers = int(os.environ.get("SQLSHIFT_BENCH_WORKERS", "0"))
+    if workers:  # eval-sql sizes its pool by the CPU count: pin it, so runs on other machines compare
+        os.cpu_count = lambda: workers
+    from sqlshift.cli import app
+
+    app(argv, prog_name="sqlshift")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="memory,tempspill,hugesql")
+    ap.add_argument("--timeout", type=float, default=30.0, help="eval-sql --timeout (seconds per query)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rows", type=int, default=200_000, help="rows of the memory case's hostile query")
+    ap.add_argument("--cols", type=int, default=150, help="empty-string columns of the memory case's hostile query")
+    ap.add_argument("--src", default=None, help="PYTHONPATH for the child (another checkout's src/)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = ap.parse_args()
+    cases = args.cases.split(",")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
+        work = Path(tmp)
+        spider = build_spider(work / "spider")
+        plan: list[tuple[str, list[str]]] = []
+        if "memory" in cases:
+            hostile = hostile_rows(args.rows, args.cols)
+            plan += [("memory-1", [hostile]), ("memory-10", [hostile] * 10)]
+        if "tempspill" in cases:
+            plan.append(("tempspill", SPILL))
+        if "hugesql" in cases:
+            plan.append(("hugesql", [HUGE]))
+        for name, hostile in plan:
+            pred = write_predictions(work / f"{name}.jsonl", hostile)
+            row = run_case(name, spider, pred, work, args.timeout, args.workers, args.src)
+            rows.append(row)
+            print(f"{row['case']:<10} rc={row['rc']} parent peak RSS {row['parent_peak_rss_mb']:7.0f} MB | "
+                  f"peak temp {row['peak_temp_mb']:8.1f} MB | max worker RSS {row['max_worker_rss_mb']:6.0f} MB | "
+                  f"wall {row['wall_s']:6.1f} s | {row['verdicts']} {' '.join(row['stderr_tail'])}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+    else:
+        main()
