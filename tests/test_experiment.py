@@ -304,6 +304,27 @@ def test_two_processes_sharing_a_run_dir_keep_each_others_steps(tmp_path: Path) 
                                                                   "run1/mmlu": "k3"}
 
 
+def test_two_runners_sharing_a_run_dir_keep_each_others_steps(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Two processes' runners, both started before either wrote steps.json, each add their steps without losing
+    the other's; a third run of both parts is then all cache hits."""
+    base = study_config(tiny_model_dir, runs=[])
+    parts = []
+    for name, subject in (("math", "everyday_math"), ("geo", "world_geography")):
+        cfg = dict(base, benchmarks=[{"benchmark": "mmlu", "name": f"mmlu-{name}", "subjects": [subject]}],
+                   generality=f"mmlu-{name}", specialty=None)
+        parts.append(load_experiment(write_config(tmp_path, cfg, f"{name}.yaml")))
+    run = tmp_path / "run"
+    a, b = Runner(parts[0], run), Runner(parts[1], run)  # both read an empty steps.json
+    a.run()
+    b.run()
+    steps = json.loads((run / "steps.json").read_text())
+    assert {"baseline/mmlu-math", "baseline/mmlu-geo"} <= set(steps)
+    for cfg in parts:
+        again = Runner(cfg, run)
+        again.run()
+        assert again.cache.ran == []
+
+
 def test_study_lock_one_whole_study_per_run_dir(tmp_path: Path) -> None:
     run = tmp_path / "run"
     with study_lock(run, None):
