@@ -25,12 +25,22 @@ DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml 
 class LMSettings(Strict):
     """How the model is run: which backend, on what device, in which precision."""
 
-    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vLLM on CUDA when installed, else transformers
+    backend: str = "auto"  # auto: vLLM on CUDA when installed, else transformers; or a name in api.BACKENDS
     device: str = "auto"
     dtype: str = "auto"
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # vLLM only
     max_model_len: int = Field(4096, gt=0)  # vLLM only
     max_lora_rank: int = Field(64, gt=0)  # vLLM only
+
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from sqlshift.api import BACKENDS
+
+        if v != "auto" and v not in BACKENDS:
+            raise ValueError(f"unknown backend {v!r}; use auto or one of {', '.join(BACKENDS)}")
+        return v
 
 
 class RunSpec(Strict):
@@ -125,11 +135,9 @@ def load_experiment(path: str | Path | None) -> ExperimentConfig:
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            msg = describe(err)
-            problems.append(msg.removeprefix("benchmarks: Value error, ") if "Value error" in msg else msg)
-        raise ConfigError(f"{p}: " + "; ".join(problems), "fix the keys named (see configs/ for examples)") from e
+        problems = [describe(err).replace("Value error, ", "") for err in e.errors()]
+        problems += salvaged_problems(raw, p.parent)
+        raise ConfigError(f"{p}:\n  - " + "\n  - ".join(problems), "fix the keys named (see configs/ for examples)") from e
     base = p.parent
     cfg.data_dir = expand(cfg.data_dir, base)
     for s in cfg.benchmarks:
@@ -142,6 +150,36 @@ def load_experiment(path: str | Path | None) -> ExperimentConfig:
         if r.adapter:
             r.adapter = expand(r.adapter, base)
     return cfg
+
+
+def salvaged_problems(raw: Any, base: Path) -> list[str]:
+    """The later problems of a config whose schema failed (drop what is invalid, validate the rest): all at once."""
+    if not isinstance(raw, dict):
+        return []
+    raw = dict(raw)
+    good = []
+    for item in raw.get("benchmarks") or []:
+        try:
+            ExperimentConfig._typed_benchmarks([item])
+            good.append(item)
+        except (ValueError, TypeError):
+            continue
+    raw["benchmarks"] = good
+    for _ in range(3):
+        try:
+            cfg = ExperimentConfig.model_validate(raw)
+            break
+        except ValidationError as e:
+            for err in e.errors():
+                raw.pop(err["loc"][0] if err.get("loc") else "", None)
+    else:
+        return []
+    try:
+        cfg.data_dir = expand(cfg.data_dir, base)
+        benches = [b for b in make_benchmarks(cfg, None) if (b.settings.data_dir or cfg.data_dir) != "demo"]
+    except Exception:  # noqa: BLE001 - best effort: the schema problems are reported anyway
+        return []
+    return validate(cfg, benches, check_axes=False)
 
 
 def data_root(cfg: ExperimentConfig, settings: BenchmarkSettings, demo_root: Path | None) -> Path:
@@ -158,6 +196,8 @@ def make_benchmarks(cfg: ExperimentConfig, demo_root: Path | None) -> list[Bench
     """Benchmark objects for the config; Text-to-SQL ones take the experiment's prompt unless they set their own."""
     out = []
     for s in cfg.benchmarks:
+        if demo_root is None and (s.data_dir or cfg.data_dir) == "demo":
+            continue
         if "prompt" in type(s).model_fields and "prompt" not in s.model_fields_set:
             s = s.model_copy(update={"prompt": cfg.prompt})
         out.append(get_benchmark(s.benchmark)(s, data_root(cfg, s, demo_root)))
@@ -173,7 +213,7 @@ def axes(cfg: ExperimentConfig, benches: list[Benchmark]) -> tuple[str | None, l
     return spec, [gen] if isinstance(gen, str) else list(gen)
 
 
-def validate(cfg: ExperimentConfig, benches: list[Benchmark]) -> list[str]:
+def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool = True) -> list[str]:
     """Every problem that would stop the study later, found before any model is loaded."""
     from sqlshift.models import resolve_spec
     from sqlshift.train import validate_train_overrides
@@ -183,7 +223,8 @@ def validate(cfg: ExperimentConfig, benches: list[Benchmark]) -> list[str]:
     problems += [f"benchmarks: two benchmarks write to '{n}' (give one a name:)" for n in set(names)
                  if names.count(n) > 1]
     spec, gen = axes(cfg, benches)
-    for label, want in [("specialty", [spec] if cfg.specialty else []), ("generality", gen if cfg.generality else [])]:
+    named = [("specialty", [spec] if cfg.specialty else []), ("generality", gen if cfg.generality else [])]
+    for label, want in named if check_axes else []:
         problems += [f"{label}: '{n}' is not a configured benchmark (have {', '.join(names)})" for n in want
                      if n not in names]
     for b in benches:

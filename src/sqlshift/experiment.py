@@ -123,10 +123,10 @@ def load_lm(model: str, settings: LMSettings) -> LM:
     backend = resolve_backend(settings)
     log.info("loading %s with the %s backend", model, backend)
     cls = get_backend(backend)
-    if backend == "hf":
-        return cls(model, device=settings.device, dtype=settings.dtype)
-    return cls(model, dtype=settings.dtype, max_model_len=settings.max_model_len,
-               gpu_memory_utilization=settings.gpu_memory_utilization, max_lora_rank=settings.max_lora_rank)
+    if backend == "vllm":
+        return cls(model, dtype=settings.dtype, max_model_len=settings.max_model_len,
+                   gpu_memory_utilization=settings.gpu_memory_utilization, max_lora_rank=settings.max_lora_rank)
+    return cls(model, device=settings.device, dtype=settings.dtype)
 
 
 class Runner:
@@ -184,12 +184,8 @@ class Runner:
 
     def bind_train_data(self, tcfg: Any) -> Any:
         """Point a training config at the experiment's data and prompt unless it names its own."""
-        from sqlshift.config import data_root
-
-        root = data_root(self.cfg, self.cfg.benchmarks[0], self.demo_root) if self.cfg.benchmarks else \
-            Path(self.cfg.data_dir)
-        if self.cfg.data_dir == "demo":
-            root = self.demo_root or root
+        root = self.demo_root if self.cfg.data_dir == "demo" else Path(self.cfg.data_dir).expanduser()
+        assert root is not None
         if not tcfg.data.spider_dir or tcfg.data.spider_dir == "demo":
             tcfg.data.spider_dir = str(root)
         rep = tcfg.replay
@@ -234,6 +230,8 @@ class Runner:
             out = mdir / bench.out_name
             if not self.cache.done(f"{entry.key}/{bench.out_name}", key, [out / "metrics.json"]):
                 todo.append((bench, key, out))
+            else:  # a cached failure still fails: rerunning a broken study must not pass
+                self.problems += bench.problems(json.loads((out / "metrics.json").read_text()))
         if not todo:
             log.info("%s: all evaluations cached", entry.key)
             return
@@ -412,19 +410,18 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
 def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
     """One writer per run directory: a whole study locks it; ``--only`` parts share it but lock their own part."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    names = [f".lock-{p}" for p in parts] if parts else []
-    handles = []
+    wanted = [(".lock", fcntl.LOCK_SH if parts else fcntl.LOCK_EX)] + [(f".lock-{p}", fcntl.LOCK_EX) for p in parts or []]
+    handles = []  # (file, written by us)
     try:
-        for name, mode in [(".lock", fcntl.LOCK_SH if parts else fcntl.LOCK_EX)] + [(n, fcntl.LOCK_EX) for n in names]:
+        for name, mode in wanted:
             fh = open(run_dir / name, "a+")
-            handles.append(fh)
             try:
                 fcntl.flock(fh, mode | fcntl.LOCK_NB)
             except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another sqlshift process"
-                raise ConfigError(f"{run_dir} is being written by {holder}",
+                fh.close()
+                raise ConfigError(f"{run_dir} is being written by {lock_holders(run_dir, name)}",
                                   "wait for it to finish, or use another --output (or --only with other parts)") from None
+            handles.append((fh, mode == fcntl.LOCK_EX))
             if mode == fcntl.LOCK_EX:
                 fh.seek(0)
                 fh.truncate()
@@ -432,9 +429,28 @@ def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
                 fh.flush()
         yield
     finally:
-        for fh in handles:
+        for fh, ours in reversed(handles):
+            if ours:
+                fh.seek(0)
+                fh.truncate()  # a released lock names nobody
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
+
+
+def lock_holders(run_dir: Path, name: str) -> str:
+    """Who holds ``name``: the whole-study process, or (for ``.lock`` held shared) the ``--only`` parts."""
+    text = (run_dir / name).read_text().strip()
+    if text:
+        return text
+    held = []
+    for f in sorted(run_dir.glob(".lock-*")):
+        with open(f, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+            except BlockingIOError:
+                held.append(f.read_text().strip() or f.name)
+    return "; ".join(held) or "another sqlshift process"
 
 
 def setup_logging(run_dir: Path) -> None:

@@ -59,10 +59,13 @@ class MMLUBenchmark(Benchmark):
         if not d.is_dir():
             return [f"{self.out_name}: {d} does not exist (MMLU CSV folders test/, dev/, val/; see docs/DATA.md)"]
         try:
-            self.subjects()
+            names = self.subjects()
         except Exception as e:  # noqa: BLE001 - one line in the up-front report
             return [f"{self.out_name}: {e}"]
-        return []
+        split = self.settings.split
+        missing = [d / f"{n}_{split}.csv" for n in names if not (d / f"{n}_{split}.csv").is_file()]
+        return [f"{self.out_name}: {p} does not exist" for p in missing[:5]] + \
+            ([f"{self.out_name}: ... and {len(missing) - 5} more missing files"] if len(missing) > 5 else [])
 
     def size(self) -> int | None:
         return len(self.questions())
