@@ -1,11 +1,12 @@
 """Checks against the known silent failures of this kind of study (each runs inside the normal commands).
 
 1. Below-chance scorer: MMLU significantly below chance is a scorer bug, not forgetting (the seed study's
-   0.67% of n=150 has p ~ 1e-17). Same for "no prediction could be parsed into SQL".  -> here
-2. Completion-only mask coverage before training.                                  -> ``sqlshift.train.check_mask_coverage``
-3. Answer-letter tokens are four distinct single tokens, else cloze fallback.      -> ``sqlshift.metrics.mmlu.check_letter_tokens``
-4. Generation stop / extraction health in every EX ``metrics.json`` ("generation").  -> ``sqlshift.metrics.execution``
-5. Gold queries that fail on their database are excluded and listed ("gold_failed"). -> ``sqlshift.metrics.execution``
+   0.67% of n=150 has p ~ 1e-17).                                                  -> here (``BelowChance``)
+2. No prediction could be parsed into SQL.                           -> ``SpiderBenchmark.problems`` (``EmptyPredictions``)
+3. Completion-only mask coverage before training.                                  -> ``sqlshift.train.check_mask_coverage``
+4. Answer-letter tokens are four distinct single tokens, else cloze fallback.      -> ``sqlshift.metrics.mmlu.check_letter_tokens``
+5. Generation stop / extraction health in every EX ``metrics.json`` ("generation").  -> ``sqlshift.metrics.execution``
+6. Gold queries that fail on their database are excluded and listed ("gold_failed"). -> ``sqlshift.metrics.execution``
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def check_below_chance(metrics: dict[str, Any]) -> str | None:
 
     Reads the test the MMLU scorer already ran (``below_chance_p``, ``below_chance``; p < 0.01, one-sided binomial).
     """
-    from sqlshift.metrics.mmlu import BELOW_CHANCE_ALPHA
+    from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA
 
     chance = float(metrics.get("chance", 0.25))
     bad = []
@@ -42,10 +43,3 @@ def collapse_note(metrics: dict[str, Any]) -> str:
         return ""
     return (f" (the model answers '{letter}' to {n / total:.0%} of questions: it has collapsed onto one letter;"
             " check training for divergence before blaming the scorer)")
-
-
-def check_predictions_parsed(predictions: list[dict[str, Any]]) -> str | None:
-    """A message when every prediction came out empty: the prompt or extraction is broken, not the model's SQL."""
-    if predictions and all(not (p.get("sql") or "").strip() for p in predictions):
-        return f"all {len(predictions)} predictions are empty after SQL extraction -- check the prompt and stop token"
-    return None

@@ -71,3 +71,13 @@ def below_chance_p(k: int, n: int, chance: float) -> float:
 def significance_label(p: float, alpha: float = 0.05) -> str:
     """Plain words for reports."""
     return "significant" if p < alpha else "not significant"
+
+
+def format_ci(m: dict | None) -> str:
+    """``41.2% [38.1, 44.4]`` from a block with ``accuracy`` and ``ci95``: the one way sqlshift prints a score."""
+    if not m or m.get("accuracy") is None:
+        return "-"
+    lo, hi = m.get("ci95") or (None, None)
+    if lo is None:
+        return f"{100 * m['accuracy']:.1f}%"
+    return f"{100 * m['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
