@@ -168,10 +168,10 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
 
 def test_sample_is_a_seeded_subset(tmp_path: Path) -> None:
     write_fixture(tmp_path, "arc_easy", 30)
-    a = bench("arc_easy", tmp_path, sample=7, sample_seed=1).evaluate(ScriptedLM(marker_score("GOLD")), tmp_path / "a")
-    b = bench("arc_easy", tmp_path, sample=7, sample_seed=1).evaluate(ScriptedLM(marker_score("GOLD")), tmp_path / "b")
-    ids = [(p / "results.jsonl").read_text() for p in (tmp_path / "a", tmp_path / "b")]
-    assert a["n"] == 7 and a["n_requested"] == 7 and ids[0] == ids[1]
+    runs = [bench("arc_easy", tmp_path, sample=7, sample_seed=1).evaluate(ScriptedLM(marker_score("GOLD")), tmp_path / d)
+            for d in ("a", "b")]
+    ids = [[json.loads(x)["id"] for x in (tmp_path / d / "results.jsonl").read_text().splitlines()] for d in "ab"]
+    assert runs[0]["n"] == 7 and runs[0]["n_requested"] == 7 and ids[0] == ids[1] and ids[0] != [f"Q{i}" for i in range(7)]
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

@@ -208,6 +208,15 @@ def test_ifeval_strict_vs_loose(tmp_path: Path) -> None:
     assert rows["2"]["inst_strict"] == [False, True] and rows["2"]["correct_loose"] is False
     assert (rows["3"]["correct"], rows["3"]["correct_loose"]) == (True, True)
     assert m["headline"] == "prompt_level_strict_acc" and m["accuracy"] == m["prompt_level_strict_acc"]
+    from sqlshift.benchmarks.ifeval import checkers
+
+    for row in IFEVAL_ROWS[:3]:  # lm-eval's own process_results on the whole prompt gives the same verdicts
+        theirs = checkers().process_results(row, [IFEVAL_REPLIES[row["key"]]])
+        mine = rows[str(row["key"])]
+        assert (theirs["prompt_level_strict_acc"], theirs["prompt_level_loose_acc"]) == (mine["correct"],
+                                                                                        mine["correct_loose"])
+        assert (theirs["inst_level_strict_acc"], theirs["inst_level_loose_acc"]) == (mine["inst_strict"],
+                                                                                    mine["inst_loose"])
     if "tokenizers/punkt" in missing_nltk_data():  # sentence counting needs nltk data no PyPI package ships
         assert rows["4"]["scorable"] is False and rows["4"]["inst_strict"] == [None]
         assert m["unscorable_instructions"] == {"length_constraints:number_sentences": 1}

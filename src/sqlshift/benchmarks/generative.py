@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import Field
 
-from sqlshift.api import LM, BenchmarkSettings, GenerateRequest, Generation
+from sqlshift.api import LM, Benchmark, BenchmarkSettings, GenerateRequest, Generation
 from sqlshift.benchmarks.common import ResultsFile
+from sqlshift.data.general import general_file, missing_problem
 from sqlshift.errors import ConfigError, EmptyPredictions
 
 
@@ -20,6 +21,25 @@ class GenerativeSettings(BenchmarkSettings):
     chunk: int = Field(32, gt=0)  # prompts generated per LM call and appended together: the resume granularity
     max_new_tokens: int = Field(256, gt=0)
     file: str | None = None  # the data file (absolute, or relative to data_dir); default: general/<standard name>
+
+
+class GenerativeBenchmark(Benchmark):
+    """A generality task scored on greedy generations from one local file (``file_key`` in data.general.FILES)."""
+
+    axis = "generality"
+    kind = "generative"
+    file_key: str
+    settings: GenerativeSettings
+
+    @property
+    def path(self) -> Path:
+        return general_file(self.data_root, self.file_key, self.settings.file)
+
+    def check(self) -> list[str]:
+        return missing_problem(self.path)
+
+    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
+        return empty_problem(metrics, getattr(self, "label", self.name))
 
 
 def chat_prompt(tok: Any, user: str) -> str:

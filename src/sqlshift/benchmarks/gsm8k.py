@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sqlshift.api import LM, Benchmark, GenerateRequest, Generation
+from sqlshift.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.common import base_metrics, sample_items, write_metrics
-from sqlshift.benchmarks.generative import (GenerativeSettings, chat_prompt, empty_problem, generate_rows,
+from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generate_rows,
                                             generation_health)
 from sqlshift.data.general import general_file, missing_problem, read_general
 
@@ -75,25 +75,19 @@ class GSM8KSettings(GenerativeSettings):
     fewshot_seed: int = 1234
 
 
-class GSM8K(Benchmark):
+class GSM8K(GenerativeBenchmark):
     """5-shot chain-of-thought GSM8K with lm-eval's strict and flexible answer extraction."""
 
     name = "gsm8k"
     label = "GSM8K"
-    axis = "generality"
-    kind = "generative"
+    file_key = "gsm8k"
     Settings: ClassVar[type[GSM8KSettings]] = GSM8KSettings
     headline: ClassVar[Literal["strict", "flexible"]] = "strict"
     settings: GSM8KSettings
 
-    @property
-    def path(self) -> Path:
-        return general_file(self.data_root, "gsm8k", self.settings.file)
-
     def check(self) -> list[str]:
         extra = self.settings.fewshot_file
-        return missing_problem(self.path) + (missing_problem(general_file(self.data_root, "gsm8k", extra))
-                                             if extra else [])
+        return super().check() + (missing_problem(general_file(self.data_root, "gsm8k", extra)) if extra else [])
 
     def items(self) -> list[dict[str, Any]]:
         return [{**r, "id": str(r["id"])} for r in read_general("gsm8k", self.path)]
@@ -143,9 +137,6 @@ class GSM8K(Benchmark):
                "num_fewshot": self.num_fewshot(), "fewshot_source": self.fewshot_source(),
                "generation": health, "lm_eval_task": "gsm8k"}
         return base_metrics(self, rows, n_requested, **own)
-
-    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        return empty_problem(metrics, self.label)
 
     def num_fewshot(self) -> int:
         return self.settings.num_fewshot

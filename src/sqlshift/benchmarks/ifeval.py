@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from sqlshift.api import LM, Benchmark, GenerateRequest, Generation
+from sqlshift.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.common import base_metrics, sample_items, write_metrics
-from sqlshift.benchmarks.generative import (GenerativeSettings, chat_prompt, empty_problem, generate_rows,
+from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generate_rows,
                                             generation_health)
-from sqlshift.data.general import general_file, missing_problem, read_general
+from sqlshift.data.general import read_general
 from sqlshift.metrics.stats import accuracy_summary
 
 #: nltk data the checkers load, and what a missing one disables
@@ -88,24 +88,19 @@ class IFEvalSettings(GenerativeSettings):
     chat: bool | None = None  # None: the chat template when the tokenizer has one
 
 
-class IFEval(Benchmark):
+class IFEval(GenerativeBenchmark):
     """Instruction following, prompt- and instruction-level, strict and loose."""
 
     name = "ifeval"
     label = "IFEval"
-    axis = "generality"
-    kind = "generative"
+    file_key = "ifeval"
     Settings: ClassVar[type[IFEvalSettings]] = IFEvalSettings
     settings: IFEvalSettings
-
-    @property
-    def path(self) -> Path:
-        return general_file(self.data_root, "ifeval", self.settings.file)
 
     def check(self) -> list[str]:
         from sqlshift.errors import ConfigError
 
-        problems = missing_problem(self.path)
+        problems = super().check()
         try:
             checkers()
         except ConfigError as e:
@@ -163,6 +158,3 @@ class IFEval(Benchmark):
         metrics["complete"] = len(rows) == n_requested
         metrics["prompt_level_strict_acc"] = metrics["accuracy"] if scored else None
         return metrics
-
-    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        return empty_problem(metrics, self.label)
