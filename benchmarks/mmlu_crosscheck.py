@@ -97,6 +97,25 @@ def lmeval_predictions(model: Any, configs: list[dict[str, Any]], questions: lis
     return preds
 
 
+class Memo:
+    """An ``LM`` that answers a request it has already scored from memory: the adapter pass re-scores only the
+    questions whose lm-eval prompt differs from sqlshift's (identical requests to a deterministic model give
+    identical answers), so the prompt check costs no second pass over the model."""
+
+    def __init__(self, lm: Any) -> None:
+        self.lm, self.memory = lm, {}
+        self.tokenizer, self.hits = lm.tokenizer, 0
+
+    def loglikelihood(self, requests: list[Any], **kw: Any) -> list[tuple[float, bool]]:
+        todo = [r for r in dict.fromkeys(requests) if r not in self.memory]
+        self.memory.update(zip(todo, self.lm.loglikelihood(todo, **kw) if todo else []))
+        self.hits += len(requests) - len(todo)
+        return [self.memory[r] for r in requests]
+
+    def __getattr__(self, name: str) -> Any:  # generate, stats, identity...: the wrapped LM's
+        return getattr(self.lm, name)
+
+
 class _Q:
     """Just enough of an MMLUQuestion for :func:`question_id`."""
 
@@ -114,7 +133,7 @@ def cause(ours_ctx: str, theirs: dict[str, Any], lm: Any, hf_model: Any | None) 
     if ours_ctx != theirs["context"]:
         return "prompt: " + first_difference(ours_ctx, theirs["context"])
     if hf_model is not None:
-        ours_ids = lm.encode_context(ours_ctx) + lm.encode_continuation(" A")
+        ours_ids = lm.lm.encode_context(ours_ctx) + lm.lm.encode_continuation(" A")
         ctx_ids, cont_ids = hf_model._encode_pair(ours_ctx, " A")
         if ours_ids != list(ctx_ids) + list(cont_ids):
             return f"tokenisation: sqlshift {ours_ids[:4]}...{ours_ids[-3:]} vs lm-eval {list(ctx_ids)[:4]}..."
@@ -129,7 +148,7 @@ def main() -> None:
 
     require_lm_eval()
     t0 = time.time()
-    lm = HFLM(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    lm = Memo(HFLM(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size))
     settings = MMLUSettings(benchmark="mmlu", subjects="all", sample=args.n or None, sample_seed=args.seed,
                             mode="letter", k_shot=args.k_shot, batch_size=args.batch_size)
     bench = MMLUBenchmark(settings, args.data_dir)
@@ -152,16 +171,18 @@ def main() -> None:
     t = time.time()
     runs["lmeval-adapter"] = (lmeval_predictions(adapter(lm, args.batch_size), configs, questions), None)
     timings["lmeval-adapter"] = time.time() - t
+    report_memo = {"requests_answered_from_memory": lm.hits}
     if not args.skip_hf:
         from lm_eval.models.huggingface import HFLM as EvalHFLM
 
-        hf = EvalHFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=args.batch_size)
+        hf = EvalHFLM(pretrained=lm.lm.model, tokenizer=lm.tokenizer, batch_size=args.batch_size)
         t = time.time()
         runs["lmeval-hf"] = (lmeval_predictions(hf, lmeval_configs(files, args.k_shot), questions), hf)
         timings["lmeval-hf"] = time.time() - t
 
     report: dict[str, Any] = {"model": args.model, "n": len(questions), "k_shot": args.k_shot,
-                              "sqlshift_accuracy": metrics["accuracy"], "timings_s": timings, "runs": {}}
+                              "sqlshift_accuracy": metrics["accuracy"], "timings_s": timings, "runs": {},
+                              **report_memo}
     print(f"MMLU cross-check: {len(questions)} questions, {args.k_shot}-shot, model {args.model}")
     print(f"  sqlshift MMLUBenchmark accuracy {metrics['accuracy']:.4f}")
     for name, (preds, hf_model) in runs.items():
