@@ -88,10 +88,14 @@ class ChoiceBenchmark(Benchmark):
     label: ClassVar[str]
     Settings: ClassVar[type[BenchmarkSettings]] = ChoiceSettings
     headline: ClassVar[Metric] = "acc"
-    #: the metrics the task's standard protocol reports (lm-eval task YAML ``metric_list``)
-    reported: ClassVar[tuple[Metric, ...]] = ("acc",)
     file_key: ClassVar[str | None] = None  # key in data.general.FILES when it differs from ``name``
     settings: ChoiceSettings
+
+    @property
+    def reported(self) -> tuple[Metric, ...]:
+        """The metrics the task's protocol reports (lm-eval YAML ``metric_list``): tasks headlined by acc_norm
+        report acc too; WinoGrande, BoolQ and TruthfulQA MC1 report acc alone."""
+        return ("acc", "acc_norm") if self.headline == "acc_norm" else ("acc",)
 
     @property
     def path(self) -> Path:

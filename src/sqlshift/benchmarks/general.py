@@ -43,7 +43,6 @@ class HellaSwag(ChoiceBenchmark):
     name = "hellaswag"
     label = "HellaSwag"
     headline = "acc_norm"
-    reported = ("acc", "acc_norm")
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         ctx = row["ctx_a"] + " " + row["ctx_b"].capitalize()
@@ -58,7 +57,6 @@ class ARCEasy(ChoiceBenchmark):
     name = "arc_easy"
     label = "ARC-Easy"
     headline = "acc_norm"
-    reported = ("acc", "acc_norm")
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         return options_item(str(row["id"]), f"Question: {row['question']}\nAnswer:", row["choices"], row["gold"])
@@ -77,7 +75,6 @@ class WinoGrande(ChoiceBenchmark):
     name = "winogrande"
     label = "WinoGrande"
     headline = "acc"
-    reported = ("acc",)
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         sentence = row["sentence"]
@@ -92,7 +89,6 @@ class BoolQ(ChoiceBenchmark):
     name = "boolq"
     label = "BoolQ"
     headline = "acc"
-    reported = ("acc",)
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         text = f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:"
@@ -105,7 +101,6 @@ class PIQA(ChoiceBenchmark):
     name = "piqa"
     label = "PIQA"
     headline = "acc_norm"
-    reported = ("acc", "acc_norm")
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         return options_item(str(index), f"Question: {row['goal']}\nAnswer:", [row["sol1"], row["sol2"]],
@@ -118,7 +113,6 @@ class TruthfulQAMC1(ChoiceBenchmark):
     name = "truthfulqa_mc1"
     label = "TruthfulQA MC1"
     headline = "acc"
-    reported = ("acc",)
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         targets = row["mc1_targets"]
