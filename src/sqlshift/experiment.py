@@ -1,9 +1,9 @@
 """`sqlshift run`: the whole study in one command.
 
-An experiment YAML names a model, the data, the evaluation protocol and a list of fine-tuning runs. The
-runner trains each run, then evaluates the baseline, each run, each listed checkpoint and each LoRA scale λ
-on both axes (Spider EX, MMLU) into one run directory, and writes the report. Every step is cached by a
-hash of what it depends on (``steps.json``): a rerun redoes only what is missing or changed.
+An experiment YAML (:mod:`sqlshift.config`) names a model, the benchmarks and the fine-tuning runs. The runner
+trains each run, then evaluates the baseline, each run, each listed checkpoint and each LoRA scale λ on every
+benchmark into one run directory, and writes the report. Every step is cached by a hash of what it depends on
+(``steps.json``): a rerun redoes only what is missing or changed.
 """
 
 from __future__ import annotations
@@ -12,149 +12,26 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
-import random
 import time
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sqlshift.errors import ConfigError, ScorerFailure
+from sqlshift.api import LM, Benchmark, get_backend
+from sqlshift.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
+from sqlshift.errors import BelowChance, ConfigError, TrainingDiverged
 
 log = logging.getLogger("sqlshift")
-
-DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml inside the package
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo in a config must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class MMLUEval(Strict):
-    """Generality axis: which MMLU questions and how they are scored."""
-
-    name: str = "mmlu"  # output folder; extra protocols use e.g. mmlu-5shot
-    enabled: bool = True
-    subjects: str | list[str] = "seed"  # seed | all | [a, b, c]
-    exclude: list[str] = Field(default_factory=list)  # e.g. subjects held out for replay training
-    mode: Literal["letter", "cloze"] = "letter"
-    k_shot: int = 0
-    chat: bool = False
-    batch_size: int = 16
-    limit_per_subject: int | None = None
-    split: str = "test"
-
-
-class SpiderEval(Strict):
-    """Specialty axis: which Spider splits, how many examples, how SQL is generated and scored."""
-
-    splits: list[str] = ["dev"]
-    limit: int | None = None  # random subset of evaluable examples (seed below); None = all
-    sample_seed: int = 42
-    batch_size: int = 16
-    max_new_tokens: int = 192
-    ex_mode: Literal["official", "simple"] = "official"
-    timeout_s: float = 30.0
-    variants_for_all: bool = False  # also evaluate splits[1:] for checkpoints and λ points
-
-
-class DataPaths(Strict):
-    """Where Spider and MMLU live: a folder, or ``demo`` for the embedded benchmark."""
-
-    spider_dir: str = "demo"
-    mmlu_dir: str = "demo"
-
-
-class RunSpec(Strict):
-    """One fine-tuning run: a training config file plus overrides, and what to evaluate of it."""
-
-    name: str
-    config: str
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    checkpoints: list[int] | Literal["all", "none"] = "none"
-    lambdas: list[float] = Field(default_factory=list)  # LoRA scales (WiSE-FT); 1.0 is the run itself
-
-
-class ExperimentConfig(Strict):
-    """A whole study."""
-
-    name: str = "study"
-    output_dir: str | None = None
-    model: str = "embedded"
-    device: str = "auto"
-    dtype: str = "auto"
-    data: DataPaths = Field(default_factory=DataPaths)
-    spider: SpiderEval = Field(default_factory=SpiderEval)
-    mmlu: MMLUEval = Field(default_factory=MMLUEval)
-    mmlu_extra: list[MMLUEval] = Field(default_factory=list)  # more protocols (e.g. 5-shot), baseline and runs only
-    prompt: dict[str, Any] = Field(default_factory=dict)
-    runs: list[RunSpec] = Field(default_factory=list)
-    baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
-    max_mmlu_drop: float = 2.0
-    allow_below_chance: bool = False
-
-
-def packaged_config(name: str) -> Path:
-    """Path of a config shipped inside the package (``default``)."""
-    return Path(__file__).parent / "configs" / f"{name}.yaml"
-
-
-def expand(value: str, base: Path) -> str:
-    """Expand ``${ENV}`` and make relative paths relative to the config file."""
-    v = os.path.expandvars(value)
-    if "$" in v:
-        raise ConfigError(f"unset environment variable in '{value}'", "export it, e.g. SQLSHIFT_DATA_DIR=../shared/data")
-    if v in ("demo", "embedded") or v.startswith(("/", "~")) or "://" in v:
-        return v
-    p = base / v
-    return str(p) if p.exists() else v
-
-
-def load_experiment(path: str | Path | None) -> tuple[ExperimentConfig, Path]:
-    """Read and validate an experiment YAML; returns the config and the folder its paths are relative to."""
-    p = packaged_config(DEFAULT_CONFIG) if path in (None, DEFAULT_CONFIG) else Path(path)
-    if not p.is_file():
-        raise ConfigError(f"experiment config {p} does not exist", "pass a YAML file, e.g. configs/spider-embedded.yaml")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-        cfg = ExperimentConfig.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as e:
-        raise ConfigError(f"{p}: {e}", "fix the keys named above (see configs/ for examples)") from e
-    base = p.parent
-    cfg.data.spider_dir = expand(cfg.data.spider_dir, base)
-    cfg.data.mmlu_dir = expand(cfg.data.mmlu_dir, base)
-    for r in cfg.runs:
-        r.config = expand(r.config, base)
-        if not Path(r.config).is_file() and packaged_train_config(r.config).is_file():
-            r.config = str(packaged_train_config(r.config))
-    return cfg, base
-
-
-def packaged_train_config(name: str) -> Path:
-    """Training presets shipped in the package, addressable by bare name (``seed-run2``)."""
-    return Path(__file__).parent / "configs" / "train" / f"{Path(name).stem}.yaml"
 
 
 def fingerprint(obj: Any) -> str:
     """Stable short hash of a JSON-able object: the cache key of a step."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def adapter_fingerprint(adapter: Path | None) -> str | None:
-    """Hash of an adapter's weights file, so a retrained run invalidates its evaluations."""
-    if adapter is None:
-        return None
-    files = sorted(adapter.glob("adapter_model.*"))
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 class StepCache:
@@ -218,6 +95,34 @@ class ModelEntry:
                 "adapter": str(self.adapter) if self.adapter else None, "model": model}
 
 
+def resolve_backend(settings: LMSettings) -> str:
+    """``hf`` or ``vllm``: auto picks vLLM on CUDA when it is installed (one warning when it is not)."""
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if settings.backend == "vllm" and not has_vllm:
+        raise ConfigError("backend vllm requested but vLLM is not installed", "pip install 'sqlshift[vllm]'")
+    if settings.backend != "auto":
+        return settings.backend
+    import torch
+
+    if not torch.cuda.is_available() or settings.device == "cpu":
+        return "hf"
+    if not has_vllm:
+        log.warning("vLLM not installed: generation falls back to transformers (pip install 'sqlshift[vllm]')")
+        return "hf"
+    return "vllm"
+
+
+def load_lm(model: str, settings: LMSettings) -> LM:
+    """The configured backend's ``LM`` for a base model."""
+    backend = resolve_backend(settings)
+    log.info("loading %s with the %s backend", model, backend)
+    cls = get_backend(backend)
+    if backend == "hf":
+        return cls(model, device=settings.device, dtype=settings.dtype)
+    return cls(model, dtype=settings.dtype, max_model_len=settings.max_model_len,
+               gpu_memory_utilization=settings.gpu_memory_utilization, max_lora_rank=settings.max_lora_rank)
+
+
 class Runner:
     """Executes an :class:`ExperimentConfig` into ``run_dir`` step by step, with caching."""
 
@@ -227,102 +132,65 @@ class Runner:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.cache = StepCache(run_dir / "steps.json")
-        self.spider_root, self.mmlu_root = self.resolve_data()
-        self._base: tuple[Any, Any] | None = None
-        self.failures: list[str] = []
+        self.demo_root = self.materialise_demo()
+        self.benches = make_benchmarks(cfg, self.demo_root)
+        self._lm: LM | None = None
+        self.problems: list[Exception] = []
 
-    # ---- data ---------------------------------------------------------------------------------------------
-    def resolve_data(self) -> tuple[Path, Path]:
-        """Materialise the embedded demo when asked; otherwise use the given folders."""
-        d = self.cfg.data
-        demo = Path()
-        if "demo" in (d.spider_dir, d.mmlu_dir):
-            from sqlshift.data.demo import ensure_demo
+    def materialise_demo(self) -> Path | None:
+        """Write the embedded demo benchmark into the run directory when any benchmark reads ``demo``."""
+        if "demo" not in [self.cfg.data_dir] + [s.data_dir for s in self.cfg.benchmarks]:
+            return None
+        from sqlshift.data.demo import ensure_demo
 
-            demo = ensure_demo(self.run_dir / "data")
-        spider = demo / "spider" if d.spider_dir == "demo" else Path(d.spider_dir)
-        mmlu = demo / "mmlu" if d.mmlu_dir == "demo" else Path(d.mmlu_dir)
-        return spider, mmlu
+        return ensure_demo(self.run_dir / "data")
 
-    def spider_split(self, name: str) -> Any:
-        """Load a split and apply the evaluation subset (seeded), keeping the skip accounting."""
-        from sqlshift.data.spider import load_spider
+    def check(self) -> None:
+        """Stop before any model loads when the study could not finish (all problems in one message)."""
+        problems = validate(self.cfg, self.benches)
+        if problems:
+            raise ConfigError("the experiment cannot run:\n  - " + "\n  - ".join(problems),
+                              "fix the items above; nothing was loaded or trained")
 
-        split = load_spider(self.spider_root, name)
-        lim = self.cfg.spider.limit
-        if lim is not None and lim < len(split.examples):
-            rng = random.Random(self.cfg.spider.sample_seed)
-            keep = sorted(rng.sample(range(len(split.examples)), lim), key=lambda i: split.examples[i].index)
-            split = dataclasses.replace(split, examples=[split.examples[i] for i in keep])
-        return split
-
-    def mmlu_questions(self, m: MMLUEval) -> list[Any]:
-        """The MMLU questions of a protocol (seed preset, a list, or all subjects)."""
-        from sqlshift.data.mmlu import load_mmlu, resolve_subjects, seed_sample
-
-        subjects = resolve_subjects(m.subjects if isinstance(m.subjects, str) else ",".join(m.subjects),
-                                    mmlu_dir=self.mmlu_root, split=m.split)
-        subjects = [s for s in subjects if s not in set(m.exclude)]
-        qs = load_mmlu(self.mmlu_root, subjects, split=m.split)
-        if m.subjects == "seed":
-            qs = seed_sample(qs)
-        if m.limit_per_subject:
-            qs = first_per_subject(qs, m.limit_per_subject)
-        return qs
-
-    # ---- models -------------------------------------------------------------------------------------------
-    def base(self) -> tuple[Any, Any]:
-        """Load the base model once; adapters are attached and removed around it."""
-        if self._base is None:
-            from sqlshift.models import load_model
-
-            log.info("loading base model %s", self.cfg.model)
-            self._base = load_model(self.cfg.model, device=self.cfg.device, dtype=self.cfg.dtype)
-        return self._base
-
-    def with_entry(self, entry: ModelEntry) -> tuple[Any, Any, Any]:
-        """(model to evaluate, tokenizer, undo callable) for an entry."""
-        model, tok = self.base()
-        if entry.adapter is None:
-            return model, tok, lambda: None
-        from sqlshift.models import apply_adapter
-
-        wrapped = apply_adapter(model, entry.adapter, scale=entry.lam if entry.lam is not None else 1.0)
-        wrapped.eval()
-
-        def undo() -> None:
-            self._base = (wrapped.unload(), tok)
-
-        return wrapped, tok, undo
+    def lm(self) -> LM:
+        """The base model, loaded once; adapters are switched in and out around it."""
+        if self._lm is None:
+            self._lm = load_lm(self.cfg.model, self.cfg.lm)
+        return self._lm
 
     # ---- training -----------------------------------------------------------------------------------------
-    def train_run(self, spec: Any) -> Path:
+    def train_run(self, spec: RunSpec) -> Path:
         """Train one run (cached by its resolved config) and return its output folder."""
         from sqlshift.train import load_train_config, train
 
-        overrides = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in spec.overrides.items()]
-        tcfg = load_train_config(spec.config, overrides)
-        tcfg = self.bind_train_data(tcfg)
+        tcfg = self.bind_train_data(load_train_config(spec.config, spec.overrides))
         out = self.run_dir / "train" / spec.name
         key = fingerprint({"train": tcfg.model_dump(mode="json"), "model": self.cfg.model})
         if self.cache.done(f"train/{spec.name}", key, [out / "adapter_config.json"]):
             log.info("train/%s: cached", spec.name)
             return out
         log.info("train/%s: training", spec.name)
+        if self._lm is not None and self.cfg.lm.device != "cpu":
+            self._lm = None  # free the evaluation model's memory for training
         train(tcfg, out, model_spec=self.cfg.model)
         self.cache.record(f"train/{spec.name}", key)
         return out
 
     def bind_train_data(self, tcfg: Any) -> Any:
-        """Point a training config at the experiment's data unless it names its own."""
-        data = tcfg.data
-        if not data.spider_dir or data.spider_dir == "demo":
-            data.spider_dir = str(self.spider_root)
-        rep = getattr(tcfg, "replay", None)
-        if rep is not None and getattr(rep, "source", "none") == "mmlu" and not rep.path:
-            rep.path = str(self.mmlu_root)
-        if self.cfg.prompt:
-            tcfg.prompt = tcfg.prompt.model_copy(update=self.cfg.prompt)
+        """Point a training config at the experiment's data and prompt unless it names its own."""
+        from sqlshift.config import data_root
+
+        root = data_root(self.cfg, self.cfg.benchmarks[0], self.demo_root) if self.cfg.benchmarks else \
+            Path(self.cfg.data_dir)
+        if self.cfg.data_dir == "demo":
+            root = self.demo_root or root
+        if not tcfg.data.spider_dir or tcfg.data.spider_dir == "demo":
+            tcfg.data.spider_dir = str(root)
+        rep = tcfg.replay
+        if rep.source == "mmlu" and not rep.path:
+            rep.path = str(root / "mmlu")
+        if "prompt" in self.cfg.model_fields_set:
+            tcfg.prompt = self.cfg.prompt
         return tcfg
 
     # ---- evaluation ---------------------------------------------------------------------------------------
@@ -339,84 +207,40 @@ class Runner:
             out.append(ModelEntry(f"{spec.name}-lambda{lam:g}", "interpolation", run=spec.name, lam=lam, adapter=tdir))
         return out
 
+    def identity(self, entry: ModelEntry) -> dict[str, Any]:
+        """What a model's outputs depend on, known before loading it (the cache key's model part)."""
+        from sqlshift.lm_hf import adapter_fingerprint
+
+        return {"model": self.cfg.model, "adapter": adapter_fingerprint(entry.adapter), "lambda": entry.lam,
+                "dtype": self.cfg.lm.dtype, "backend": resolve_backend(self.cfg.lm)}
+
     def evaluate_entry(self, entry: ModelEntry) -> None:
-        """Both axes for one model, each split/benchmark a cached step."""
+        """Every benchmark for one model, each a cached step in ``models/<key>/<benchmark>/``."""
         mdir = self.run_dir / "models" / entry.key
         mdir.mkdir(parents=True, exist_ok=True)
         (mdir / "model.json").write_text(json.dumps(entry.meta(self.cfg.model), indent=2))
-        ident = {"model": self.cfg.model, "adapter": adapter_fingerprint(entry.adapter), "lambda": entry.lam,
-                 "dtype": self.cfg.dtype}
-        todo = []
-        splits = self.cfg.spider.splits
-        if entry.kind in ("checkpoint", "interpolation") and not self.cfg.spider.variants_for_all:
-            splits = splits[:1]  # curves need the main split only; robustness variants for baseline and runs
-        for split in splits:
-            protocol = self.cfg.spider.model_dump(exclude={"splits", "variants_for_all"})
-            key = fingerprint({**ident, "spider": protocol, "prompt": self.cfg.prompt, "split": split,
-                               "data": str(self.spider_root)})
-            sdir = mdir / f"spider-{split}"
-            if not self.cache.done(f"{entry.key}/spider-{split}", key, [sdir / "metrics.json"]):
-                todo.append(("spider", split, key, sdir))
-        protocols = [self.cfg.mmlu] + (self.cfg.mmlu_extra if entry.kind in ("baseline", "run") else [])
-        for proto in protocols:
-            if not proto.enabled:
+        ident = self.identity(entry)
+        todo: list[tuple[Benchmark, str, Path]] = []
+        for bench in self.benches:
+            if bench.settings.points == "final" and entry.kind not in ("baseline", "run"):
                 continue
-            key = fingerprint({**ident, "mmlu": proto.model_dump(), "data": str(self.mmlu_root)})
-            out = mdir / proto.name
-            if not self.cache.done(f"{entry.key}/{proto.name}", key, [out / "metrics.json"]):
-                todo.append(("mmlu", proto, key, out))
+            key = fingerprint({**ident, **bench.fingerprint()})
+            out = mdir / bench.out_name
+            if not self.cache.done(f"{entry.key}/{bench.out_name}", key, [out / "metrics.json"]):
+                todo.append((bench, key, out))
         if not todo:
             log.info("%s: all evaluations cached", entry.key)
             return
-        model, tok, undo = self.with_entry(entry)
-        try:
-            for axis, split, key, out in todo:
+        lm = self.lm()
+        with lm.adapter(entry.adapter, entry.lam if entry.lam is not None else 1.0):
+            for bench, key, out in todo:
                 fresh_dir(out, key)
                 t0 = time.time()
-                if axis == "spider":
-                    self.eval_spider(model, tok, split, out)
-                else:
-                    self.eval_mmlu(model, tok, split, out)
-                log.info("%s/%s: %.1f s", entry.key, out.name, time.time() - t0)
+                metrics = bench.evaluate(lm, out)
+                self.problems += bench.problems(metrics)
+                log.info("%s/%s: %s = %.3f (n=%d), %.1f s", entry.key, out.name, getattr(bench, "label", bench.name),
+                         metrics["accuracy"], metrics["n"], time.time() - t0)
                 self.cache.record(f"{entry.key}/{out.name}", key)
-        finally:
-            undo()
-
-    def eval_spider(self, model: Any, tok: Any, split_name: str, out: Path) -> None:
-        """Generate SQL for the split (resumable) and score it by execution."""
-        from sqlshift.generate import generate_predictions
-        from sqlshift.metrics.execution import evaluate_split
-        from sqlshift.prompts import PromptConfig
-
-        split = self.spider_split(split_name)
-        preds = generate_predictions(model, tok, split, out / "predictions.jsonl",
-                                     prompt_cfg=PromptConfig(**self.cfg.prompt), batch_size=self.cfg.spider.batch_size,
-                                     max_new_tokens=self.cfg.spider.max_new_tokens)
-        by_index = {p["index"]: p for p in preds}
-        metrics = evaluate_split(split, by_index, out, mode=self.cfg.spider.ex_mode, timeout_s=self.cfg.spider.timeout_s)
-        from sqlshift.guards import check_predictions_parsed
-
-        problem = check_predictions_parsed(preds)
-        if problem:
-            self.failures.append(f"{out}: {problem}")
-        log.info("EX %s = %.3f (n=%d)", split_name, metrics["execution_accuracy"], metrics["n"])
-
-    def eval_mmlu(self, model: Any, tok: Any, proto: MMLUEval, out: Path) -> None:
-        """Log-likelihood MMLU on the protocol's questions, with the below-chance guard."""
-        from sqlshift.data.mmlu import load_fewshot
-        from sqlshift.guards import check_below_chance
-        from sqlshift.metrics.mmlu import evaluate_mmlu
-
-        m = proto
-        qs = self.mmlu_questions(proto)
-        fewshot, note = load_fewshot(self.mmlu_root, sorted({q.subject for q in qs}), m.k_shot)
-        metrics = evaluate_mmlu(model, tok, qs, out, mode=m.mode, k_shot=m.k_shot, chat=m.chat,
-                                batch_size=m.batch_size, fewshot=fewshot or None,
-                                extra={"fewshot_note": note, "protocol": m.name})
-        problem = check_below_chance(metrics)
-        if problem:
-            self.failures.append(f"{out}: {problem}")
-        log.info("MMLU = %.3f (n=%d)", metrics["accuracy"], metrics["n"])
 
     def record_failure(self, run: str, message: str) -> None:
         """``failures.json`` in the run directory: runs that produced no usable model, and why."""
@@ -424,41 +248,47 @@ class Runner:
 
     # ---- whole study ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Path]:
-        """Train, evaluate every entry, write the report; raise ScorerFailure after writing if a guard fired."""
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.record.model_dump(mode="json"), sort_keys=False))
+        """Train, evaluate every entry, write the report; then raise the first guard failure, if any."""
+        self.check()
+        spec, gen = axes(self.record, make_benchmarks(self.record, self.demo_root))
+        record = self.record.model_copy(update={"specialty": spec, "generality": gen})
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
+        log.info("plan: %s", plan(self.cfg, self.benches))
         # Baseline first, then each run right after its training: an interrupted study keeps whole results.
         if self.cfg.baseline:
             self.evaluate_entry(ModelEntry("baseline", "baseline"))
-        from sqlshift.train import TrainingDiverged
-
-        for spec in self.cfg.runs:
+        diverged: list[TrainingDiverged] = []
+        for run in self.cfg.runs:
             try:
-                entries = self.run_entries(spec)
+                entries = self.run_entries(run)
             except TrainingDiverged as e:  # a NaN adapter is not a model: record it, go on with the other runs
                 log.error("%s", e)
-                self.failures.append(str(e))
-                self.record_failure(spec.name, str(e))
+                diverged.append(e)
+                self.record_failure(run.name, str(e))
                 continue
             for entry in entries:
                 self.evaluate_entry(entry)
         from sqlshift.report import build_report
 
-        paths = build_report(self.run_dir, max_mmlu_drop=self.cfg.max_mmlu_drop)
-        if self.failures and not self.cfg.allow_below_chance:
-            raise ScorerFailure("; ".join(self.failures),
-                                "this is a scorer/prompt failure, not forgetting; fix the scorer or pass --allow-below-chance")
+        paths = build_report(self.run_dir)
+        self.raise_problems(diverged)
         return paths
 
+    def raise_problems(self, diverged: list[TrainingDiverged]) -> None:
+        """Guards fire after every result and the report are written: nothing is lost, but nothing passes."""
+        problems = [p for p in self.problems if not (isinstance(p, BelowChance) and self.cfg.allow_below_chance)]
+        if diverged:
+            raise diverged[0]
+        if problems:
+            raise problems[0]
 
-def first_per_subject(questions: list[Any], n: int) -> list[Any]:
-    """The first ``n`` questions of each subject (a quick, deterministic subset)."""
-    seen: dict[str, int] = {}
-    keep = []
-    for q in questions:
-        seen[q.subject] = seen.get(q.subject, 0) + 1
-        if seen[q.subject] <= n:
-            keep.append(q)
-    return keep
+
+def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:
+    """One line saying how much work the study is, so a user knows what to expect before it starts."""
+    points = (1 if cfg.baseline else 0) + len(cfg.runs) + sum(len(r.lambdas) for r in cfg.runs)
+    names = ", ".join(b.out_name + (f" (sample {b.settings.sample})" if b.settings.sample else "") for b in benches)
+    return (f"{len(cfg.runs)} training run(s); {points} model(s) (plus any listed checkpoints) "
+            f"x {len(benches)} benchmark(s): {names}")
 
 
 def fresh_dir(out: Path, key: str) -> None:
@@ -517,7 +347,7 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
                    allow_below_chance: bool = False, model: str | None = None,
                    only: list[str] | None = None) -> dict[str, Path]:
     """CLI entry: load the config, run it, print the summary table; returns the report paths."""
-    cfg, _ = load_experiment(config)
+    cfg = load_experiment(config)
     if model:
         cfg.model = model
     whole, cfg = cfg, select(cfg, only)
@@ -527,11 +357,44 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
     t0 = time.time()
     runner = Runner(cfg, run_dir, record=whole)
     try:
-        paths = runner.run()
+        with study_lock(run_dir, only):
+            paths = runner.run()
+    except KeyboardInterrupt:
+        log.warning("interrupted: rerun the same command to resume (finished steps are kept)")
+        raise
     finally:
         log.info("steps run: %d, cached: %d, wall %.1f s", len(runner.cache.ran), len(runner.cache.hits), time.time() - t0)
     print_summary(run_dir)
     return paths
+
+
+@contextlib.contextmanager
+def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
+    """One writer per run directory: a whole study locks it; ``--only`` parts share it but lock their own part."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = [f".lock-{p}" for p in parts] if parts else []
+    handles = []
+    try:
+        for name, mode in [(".lock", fcntl.LOCK_SH if parts else fcntl.LOCK_EX)] + [(n, fcntl.LOCK_EX) for n in names]:
+            fh = open(run_dir / name, "a+")
+            handles.append(fh)
+            try:
+                fcntl.flock(fh, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another sqlshift process"
+                raise ConfigError(f"{run_dir} is being written by {holder}",
+                                  "wait for it to finish, or use another --output (or --only with other parts)") from None
+            if mode == fcntl.LOCK_EX:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"pid {os.getpid()} (sqlshift run{' --only ' + ','.join(parts) if parts else ''})")
+                fh.flush()
+        yield
+    finally:
+        for fh in handles:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
 
 def setup_logging(run_dir: Path) -> None:

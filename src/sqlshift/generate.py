@@ -1,21 +1,20 @@
-"""Batched greedy decoding of Spider questions, robust SQL extraction, and a resumable predictions.jsonl.
+"""SQL out of a model's answer: robust extraction, end-of-turn stop tokens, the official predictions format.
 
 Each line of ``predictions.jsonl`` (DESIGN.md) keeps the model's raw answer beside the extracted SQL, so a scorer
-failure can always be told apart from a model failure. Lines are appended and flushed per batch; a rerun skips
-the indices already present.
+failure can always be told apart from a model failure. Generation itself goes through an ``LM``
+(:func:`sqlshift.benchmarks.spider.predict_split`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlshift.jsonl import read_jsonl
 from sqlshift.models import END_OF_TURN_TOKENS
-from sqlshift.prompts import BuiltPrompt, PromptBuilder, PromptConfig
+from sqlshift.prompts import PromptConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,88 +101,6 @@ def stop_token_ids(tok: Any) -> list[int]:
     return ids
 
 
-def select_examples(examples: list[Any], limit: int | None = None, indices: Iterable[int] | None = None) -> list[Any]:
-    """Examples whose ``index`` is in ``indices`` (all when None), then the first ``limit`` of them."""
-    if indices is not None:
-        wanted = set(indices)
-        examples = [e for e in examples if e.index in wanted]
-    return examples[:limit] if limit is not None else examples
-
-
-def length_sorted_batches(prompts: list[BuiltPrompt], batch_size: int) -> list[list[int]]:
-    """Positions grouped into batches of similar length (longest first: an OOM shows up at once)."""
-    order = sorted(range(len(prompts)), key=lambda i: (-prompts[i].n_tokens, i))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def decode_batch(model: Any, tok: Any, texts: list[str], max_new_tokens: int,
-                 static_cache: bool = False) -> list[tuple[str, int, bool]]:
-    """Greedy-decode a batch; (raw answer up to the stop token, new tokens, hit the limit) per prompt.
-
-    ``static_cache``: a preallocated KV cache that transformers compiles the decode step for (CUDA); prompts are
-    padded to a multiple of 256 tokens so few distinct shapes (recompilations) occur."""
-    import torch
-
-    stops = stop_token_ids(tok)
-    extra: dict[str, Any] = {"cache_implementation": "static"} if static_cache else {}
-    enc = tok(texts, return_tensors="pt", padding=True, pad_to_multiple_of=256 if static_cache else None)
-    enc = enc.to(model.device)
-    with torch.inference_mode():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                             eos_token_id=stops, pad_token_id=tok.pad_token_id,
-                             temperature=None, top_p=None, top_k=None, **extra)
-    new = out[:, enc["input_ids"].shape[1]:].tolist()
-    results = []
-    for ids in new:
-        stop_at = next((i for i, t in enumerate(ids) if t in stops), None)
-        content = ids if stop_at is None else ids[:stop_at]
-        results.append((tok.decode(content, skip_special_tokens=True), len(content), stop_at is None))
-    return results
-
-
-def prediction_record(example: Any, raw: str, n_new: int, hit_limit: bool, prompt: BuiltPrompt) -> dict[str, Any]:
-    """One predictions.jsonl line (DESIGN.md format, plus prompt length and truncation)."""
-    sql, how = extract_sql(raw)
-    rec = {"index": example.index, "db_id": example.db_id, "sql": sql, "raw": raw, "n_new_tokens": n_new,
-           "hit_limit": hit_limit, "extraction": how, "prompt_tokens": prompt.n_tokens}
-    if prompt.truncated:
-        rec["truncated"] = True
-    return rec
-
-
-def generate_predictions(model: Any, tok: Any, split: Any, out_path: Path, *, prompt_cfg: PromptConfig | None = None,
-                         batch_size: int = 16, max_new_tokens: int = 256, limit: int | None = None,
-                         indices: Iterable[int] | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Predict SQL for a split's examples, appending to ``out_path``; returns the selected examples' predictions.
-
-    Indices already in ``out_path`` are not generated again (resume)."""
-    from tqdm import tqdm
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    examples = select_examples(split.examples, limit, indices)
-    done = {r["index"]: r for r in read_jsonl(out_path, repair=True)}  # a torn last line is cut
-    todo = [e for e in examples if e.index not in done]
-    if done:
-        log.info("%s: %d of %d already predicted, %d to go", out_path, len(examples) - len(todo), len(examples), len(todo))
-    builder = PromptBuilder(tok, split.tables, split.db_path, prompt_cfg)
-    prompts = [builder.build(e) for e in todo]
-    was_training = getattr(model, "training", False)
-    model.eval()
-    with out_path.open("a", encoding="utf-8") as f, tqdm(total=len(todo), disable=not progress, desc="generate") as bar:
-        for batch in length_sorted_batches(prompts, batch_size):
-            answers = decode_batch(model, tok, [prompts[i].text for i in batch], max_new_tokens)
-            for i, (raw, n_new, hit) in zip(batch, answers):
-                rec = prediction_record(todo[i], raw, n_new, hit, prompts[i])
-                done[rec["index"]] = rec
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            bar.update(len(batch))
-    if was_training:
-        model.train()
-    return [done[e.index] for e in examples]
-
-
 def write_official(preds: list[dict[str, Any]], path: Path) -> Path:
     """Official format: one SQL per line, in split (index) order; empty answers become an empty line."""
     path = Path(path)
@@ -194,29 +111,37 @@ def write_official(preds: list[dict[str, Any]], path: Path) -> Path:
 
 
 def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str | Path, split: str = "dev",
-                limit: int | None = None, out: str | Path = Path("predictions"), batch_size: int = 16,
+                sample: int | None = None, out: str | Path = Path("predictions"), batch_size: int = 16,
                 max_new_tokens: int = 256, score: bool = False, sample_rows: int = 0) -> Path:
-    """CLI entry: load model (+ adapter), predict a Spider split into ``out``/predictions.jsonl, optionally score.
+    """CLI entry: the runner's Spider benchmark on one model (+ adapter); ``score`` also judges the predictions.
 
     ``out`` is a folder (or a ``.jsonl`` path whose folder is used); also writes ``predictions.sql`` (official
-    format) and, with ``score``, the EX results.jsonl / metrics.json beside them."""
-    from sqlshift.data.spider import load_spider
-    from sqlshift.models import load_model
+    format). ``sample`` is the same seeded random subset an experiment config's ``sample`` takes."""
+    from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings, predict_split
+    from sqlshift.errors import DataError
+    from sqlshift.lm_hf import HFLM
+    from sqlshift.outputs import exclusive_output
 
     out = Path(out)
     pred_path = out if out.suffix == ".jsonl" else out / "predictions.jsonl"
     out_dir = pred_path.parent
-    sp = load_spider(spider_dir, split)
-    log.info(sp.skip_summary())
-    mdl, tok = load_model(model, adapter=adapter)
-    preds = generate_predictions(mdl, tok, sp, pred_path, prompt_cfg=PromptConfig(sample_rows=sample_rows),
-                                 batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit)
+    settings = SpiderSettings(benchmark="spider", split=split, sample=sample, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, prompt=PromptConfig(sample_rows=sample_rows))
+    bench = SpiderBenchmark(settings, Path(spider_dir))
+    problems = bench.check()
+    if problems:
+        raise DataError("; ".join(problems), "pass --spider-dir with the Spider folders (docs/DATA.md)")
+    split_data = bench.load()
+    log.info(split_data.skip_summary())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_output(out_dir):
+        lm = HFLM(model or "embedded")
+        with lm.adapter(Path(adapter) if adapter else None):
+            if score:
+                bench.evaluate(lm, out_dir)
+                preds = read_jsonl(pred_path)
+            else:
+                preds = predict_split(lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size,
+                                      max_new_tokens=max_new_tokens)
     write_official(preds, out_dir / "predictions.sql")
-    if score:
-        from sqlshift.metrics.execution import evaluate_split
-
-        import dataclasses
-
-        scored = dataclasses.replace(sp, examples=select_examples(sp.examples, limit))  # only what was predicted
-        evaluate_split(scored, {p["index"]: p for p in preds}, out_dir)
     return pred_path

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -78,8 +76,8 @@ def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
 
 def base_metrics(bench: Any, rows: Sequence[dict[str, Any]], n_requested: int, **extra: Any) -> dict[str, Any]:
     """The contract's fields plus the benchmark's identity: every metrics.json starts from this."""
-    return {"benchmark": bench.name, "name": bench.out_name, "axis": bench.axis, "kind": bench.kind,
-            **accuracy_metrics(rows), "n_requested": n_requested, "complete": len(rows) == n_requested, **extra}
+    return {"benchmark": bench.name, "name": bench.out_name, "label": getattr(bench, "label", bench.out_name),
+            "axis": bench.axis, "kind": bench.kind, **accuracy_metrics(rows), "n_requested": n_requested, "complete": len(rows) == n_requested, **extra}
 
 
 def choice_habit(preds: Sequence[int], n_choices: Sequence[int]) -> dict[str, Any]:
@@ -119,12 +117,3 @@ def below_chance_problem(metrics: dict[str, Any], label: str) -> list[Exception]
                         f"{metrics['chance']:.0%} (p={p:.1e}) -- a scorer failure, not forgetting{note}",
                         "fix the scorer or answer key, or pass --allow-below-chance to report it anyway")]
 
-
-def env_flag(name: str) -> bool:
-    """True when an environment variable is set to something other than '', 0 or false."""
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def dumps(obj: Any) -> str:
-    """Compact, stable JSON for fingerprints and logs."""
-    return json.dumps(obj, sort_keys=True, default=str)

@@ -1,0 +1,197 @@
+"""The experiment config: one strict schema, validated as a whole before any model loads.
+
+An experiment names a model, a data folder, the benchmarks (each by registry name with its own settings), which
+benchmark is each axis of the trade-off, and the fine-tuning runs. Every problem — a typo in a key, a missing
+preset, an invalid override, a missing data file — is collected and reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator
+
+from sqlshift.api import Benchmark, BenchmarkSettings, Strict, available, get_benchmark
+from sqlshift.errors import ConfigError
+from sqlshift.prompts import PromptConfig
+
+DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml inside the package
+
+
+class LMSettings(Strict):
+    """How the model is run: which backend, on what device, in which precision."""
+
+    backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vLLM on CUDA when installed, else transformers
+    device: str = "auto"
+    dtype: str = "auto"
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # vLLM only
+    max_model_len: int = Field(4096, gt=0)  # vLLM only
+    max_lora_rank: int = Field(64, gt=0)  # vLLM only
+
+
+class RunSpec(Strict):
+    """One fine-tuning run: a training preset or file plus overrides, and what to evaluate of it."""
+
+    name: str
+    config: str
+    overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys allowed: {"lora.r": 16}
+    checkpoints: list[int] | Literal["all", "none"] = "none"
+    lambdas: list[float] = Field(default_factory=list)  # LoRA scales (WiSE-FT); 1.0 is the run itself
+    replicate_of: str | None = None  # a training-seed replica of another run: the report's training-noise band
+
+
+class ExperimentConfig(Strict):
+    """A whole study."""
+
+    name: str = "study"
+    output_dir: str | None = None
+    model: str = "embedded"
+    lm: LMSettings = Field(default_factory=LMSettings)
+    data_dir: str = "demo"  # a folder holding spider/, mmlu/, general/ ... (docs/DATA.md), or the embedded demo
+    prompt: PromptConfig = Field(default_factory=PromptConfig)  # Text-to-SQL prompts, training and evaluation
+    benchmarks: list[SerializeAsAny[BenchmarkSettings]] = Field(default_factory=list)
+    specialty: str | None = None  # benchmark folder name; default: the first specialty benchmark
+    generality: str | list[str] | None = None  # one name, or a list (composite); default: every generality one
+    runs: list[RunSpec] = Field(default_factory=list)
+    baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
+    max_generality_drop: float = 2.0  # points: the budget for the report's pick
+    allow_below_chance: bool = False
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _typed_benchmarks(cls, items: Any) -> Any:
+        """Validate each entry against its own benchmark's settings class (picked by its ``benchmark`` key)."""
+        if not isinstance(items, list):
+            return items
+        out, errors = [], []
+        for i, item in enumerate(items):
+            if isinstance(item, BenchmarkSettings):
+                out.append(item)
+                continue
+            name = item.get("benchmark") if isinstance(item, dict) else None
+            if name not in available():
+                hint = difflib.get_close_matches(str(name), available(), n=1)
+                errors.append(f"benchmarks[{i}]: unknown benchmark {name!r}"
+                              + (f" (did you mean {hint[0]}?)" if hint else f"; use one of {', '.join(available())}"))
+                continue
+            try:
+                out.append(get_benchmark(name).Settings.model_validate(item))
+            except ValidationError as e:
+                errors += [f"benchmarks[{i}] ({name}): {describe(err)}" for err in e.errors()]
+            except ImportError as e:
+                errors.append(f"benchmarks[{i}] ({name}): needs a package that is not installed ({e.name})")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return out
+
+
+def describe(err: Any) -> str:
+    """One pydantic error as ``dotted.key: message``."""
+    loc = ".".join(str(x) for x in err.get("loc", ()))
+    msg = "unknown key" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def packaged_config(name: str) -> Path:
+    """Path of an experiment config shipped inside the package (``default``)."""
+    return Path(__file__).parent / "configs" / f"{name}.yaml"
+
+
+def expand(value: str, base: Path) -> str:
+    """Expand ``${ENV}`` and make relative paths relative to the config file."""
+    v = os.path.expandvars(value)
+    if "$" in v:
+        raise ConfigError(f"unset environment variable in '{value}'", "export it, e.g. SQLSHIFT_DATA_DIR=../shared/data")
+    if v in ("demo", "embedded") or v.startswith(("/", "~")) or "://" in v:
+        return v
+    p = base / v
+    return str(p) if p.exists() else v
+
+
+def load_experiment(path: str | Path | None) -> ExperimentConfig:
+    """Read and validate an experiment YAML (every key checked; all problems in one error)."""
+    p = packaged_config(DEFAULT_CONFIG) if path in (None, DEFAULT_CONFIG) else Path(path)
+    if not p.is_file():
+        raise ConfigError(f"experiment config {p} does not exist", "pass a YAML file, e.g. configs/qwen15-study.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax") from e
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            msg = describe(err)
+            problems.append(msg.removeprefix("benchmarks: Value error, ") if "Value error" in msg else msg)
+        raise ConfigError(f"{p}: " + "; ".join(problems), "fix the keys named (see configs/ for examples)") from e
+    base = p.parent
+    cfg.data_dir = expand(cfg.data_dir, base)
+    for s in cfg.benchmarks:
+        if s.data_dir:
+            s.data_dir = expand(s.data_dir, base)
+    for r in cfg.runs:
+        local = expand(r.config, base)
+        r.config = local if Path(local).is_file() else r.config
+    return cfg
+
+
+def data_root(cfg: ExperimentConfig, settings: BenchmarkSettings, demo_root: Path | None) -> Path:
+    """The data folder a benchmark reads: its own ``data_dir``, else the experiment's; ``demo`` is the demo copy."""
+    d = settings.data_dir or cfg.data_dir
+    if d == "demo":
+        if demo_root is None:
+            raise ConfigError("the demo data folder was not materialised", "call ensure_demo first")
+        return demo_root
+    return Path(d).expanduser()
+
+
+def make_benchmarks(cfg: ExperimentConfig, demo_root: Path | None) -> list[Benchmark]:
+    """Benchmark objects for the config; Text-to-SQL ones take the experiment's prompt unless they set their own."""
+    out = []
+    for s in cfg.benchmarks:
+        if "prompt" in type(s).model_fields and "prompt" not in s.model_fields_set:
+            s = s.model_copy(update={"prompt": cfg.prompt})
+        out.append(get_benchmark(s.benchmark)(s, data_root(cfg, s, demo_root)))
+    return out
+
+
+def axes(cfg: ExperimentConfig, benches: list[Benchmark]) -> tuple[str | None, list[str]]:
+    """(specialty benchmark, generality benchmarks) by folder name, with the defaults filled in."""
+    spec = cfg.specialty or next((b.out_name for b in benches if b.axis == "specialty"), None)
+    gen = cfg.generality
+    if gen is None:
+        gen = [b.out_name for b in benches if b.axis == "generality"]
+    return spec, [gen] if isinstance(gen, str) else list(gen)
+
+
+def validate(cfg: ExperimentConfig, benches: list[Benchmark]) -> list[str]:
+    """Every problem that would stop the study later, found before any model is loaded."""
+    from sqlshift.models import resolve_spec
+    from sqlshift.train import validate_train_overrides
+
+    problems: list[str] = []
+    names = [b.out_name for b in benches]
+    problems += [f"benchmarks: two benchmarks write to '{n}' (give one a name:)" for n in set(names)
+                 if names.count(n) > 1]
+    spec, gen = axes(cfg, benches)
+    for label, want in [("specialty", [spec] if cfg.specialty else []), ("generality", gen if cfg.generality else [])]:
+        problems += [f"{label}: '{n}' is not a configured benchmark (have {', '.join(names)})" for n in want
+                     if n not in names]
+    for b in benches:
+        problems += b.check()
+    run_names = [r.name for r in cfg.runs]
+    problems += [f"runs: the name '{n}' is used twice" for n in set(run_names) if run_names.count(n) > 1]
+    for r in cfg.runs:
+        problems += [f"runs[{r.name}]: {p}" for p in validate_train_overrides(r.config, r.overrides)]
+        if r.replicate_of and r.replicate_of not in run_names:
+            problems.append(f"runs[{r.name}]: replicate_of '{r.replicate_of}' is not a run of this study")
+    try:
+        resolve_spec(cfg.model)
+    except Exception as e:  # noqa: BLE001 - reported with the rest
+        problems.append(f"model: {e}")
+    return problems

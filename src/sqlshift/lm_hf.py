@@ -1,0 +1,250 @@
+"""The transformers + peft implementation of :class:`sqlshift.api.LM` (CPU, tests, any machine without vLLM).
+
+Generation is batched greedy decoding, longest prompts first, stopping at every end-of-turn token and at the
+request's stop strings. Log-likelihoods are batched forward passes with left padding and position ids counted from
+each sequence's first real token, so a padded sequence scores as it would alone (checked once per call). Requests
+whose continuation is a single token share one forward pass per distinct context (multiple-choice letters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlshift.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+
+log = logging.getLogger(__name__)
+
+PAD_CHECK_TOL_FP32 = 1e-3
+PAD_CHECK_TOL_LOW = 0.25  # bf16/fp16 logits move this much with batch shape alone
+
+
+def adapter_fingerprint(adapter: Path | None) -> str | None:
+    """Hash of an adapter's weights, so a retrained run invalidates its cached evaluations."""
+    import hashlib
+
+    if adapter is None:
+        return None
+    h = hashlib.sha256()
+    for f in sorted(Path(adapter).glob("adapter_model.*")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any, Any]:
+    """Left-padded ``input_ids``, ``attention_mask`` and ``position_ids`` (0 at each sequence's first real token)."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, width - len(s):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, pos
+
+
+def length_sorted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Positions in batches of similar length, longest first (little padding; an OOM shows up at once)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class HFLM(LM):
+    """A transformers model (Hub id, folder, GGUF or ``embedded``) with LoRA adapters attached on demand."""
+
+    backend = "hf"
+
+    def __init__(self, model: str = "embedded", *, device: str = "auto", dtype: str = "auto",
+                 batch_size: int = 16, loaded: tuple[Any, Any] | None = None) -> None:
+        from sqlshift.models import load_model
+
+        self.spec = model
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.model, self.tokenizer = loaded or load_model(model, device=device, dtype=dtype)
+        self._adapter: Path | None = None
+        self._scale = 1.0
+        self._pad_diff: float | None = None
+        self.n_truncated = 0
+
+    # ---- identity and adapters --------------------------------------------------------------------------
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"model": self.spec, "adapter": adapter_fingerprint(self._adapter),
+                "lambda": self._scale if self._adapter else None, "dtype": self.dtype}
+
+    @property
+    def max_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    @contextlib.contextmanager
+    def adapter(self, path: Path | None, scale: float = 1.0) -> Iterator[None]:
+        """Wrap the base model with the adapter for the duration; unload restores the exact base weights."""
+        if path is None:
+            yield
+            return
+        from sqlshift.models import apply_adapter
+
+        base = self.model
+        self.model = apply_adapter(base, path, scale=scale)
+        self.model.eval()
+        self._adapter, self._scale = Path(path), scale
+        try:
+            yield
+        finally:
+            self.model = self.model.unload()
+            self._adapter, self._scale = None, 1.0
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": self.backend, "padding_check_max_abs_diff": self._pad_diff,
+                "n_truncated": self.n_truncated}
+
+    # ---- tokenisation -----------------------------------------------------------------------------------
+    def encode_context(self, text: str) -> list[int]:
+        """Context ids: special tokens added unless the text already starts with the BOS text (chat templates)."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        add = not (bos and text.startswith(bos))
+        return list(self.tokenizer(text, add_special_tokens=add)["input_ids"])
+
+    def encode_continuation(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return int(tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0))
+
+    # ---- generation -------------------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerateRequest], *, batch_size: int | None = None,
+                 desc: str = "generate") -> list[Generation]:
+        """Greedy generations; requests are grouped by (limit, stops), then batched longest first."""
+        from tqdm import tqdm
+
+        out: list[Generation | None] = [None] * len(requests)
+        groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.max_new_tokens, r.stop), []).append(i)
+        lengths = [len(self.encode_context(r.prompt)) for r in requests]
+        self.model.eval()
+        with tqdm(total=len(requests), desc=desc, disable=not requests) as bar:
+            for (limit, stops), members in groups.items():
+                for batch in length_sorted([lengths[i] for i in members], batch_size or self.batch_size):
+                    idx = [members[j] for j in batch]
+                    for i, g in zip(idx, self.decode([requests[i].prompt for i in idx], limit, stops)):
+                        out[i] = g
+                    bar.update(len(idx))
+        return [g for g in out if g is not None]
+
+    def decode(self, texts: list[str], max_new_tokens: int, stops: tuple[str, ...]) -> list[Generation]:
+        """One batch of greedy decoding; text is cut at the first end-of-turn token or stop string."""
+        import torch
+
+        from sqlshift.generate import stop_token_ids
+
+        tok = self.tokenizer
+        stop_ids = stop_token_ids(tok)
+        seqs = [self.encode_context(t) for t in texts]
+        ids, mask, _ = pad_batch(seqs, self.pad_id)
+        dev = self.model.device
+        extra: dict[str, Any] = {"stop_strings": list(stops), "tokenizer": tok} if stops else {}
+        with torch.inference_mode():
+            gen = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev),
+                                      max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                      eos_token_id=stop_ids, pad_token_id=tok.pad_token_id,
+                                      temperature=None, top_p=None, top_k=None, **extra)
+        results = []
+        for row in gen[:, ids.shape[1]:].tolist():
+            stop_at = next((i for i, t in enumerate(row) if t in stop_ids), None)
+            content = row if stop_at is None else row[:stop_at]
+            text = tok.decode(content, skip_special_tokens=True)
+            cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+            finished = stop_at is not None or cut >= 0
+            results.append(Generation(text, len(content), not finished and len(content) >= max_new_tokens))
+        return results
+
+    # ---- log-likelihood ---------------------------------------------------------------------------------
+    def fit(self, ctx: list[int], cont: list[int]) -> list[int]:
+        """Drop the oldest context tokens when context + continuation exceed the model's length."""
+        room = self.max_length - len(cont)
+        if len(ctx) > room:
+            self.n_truncated += 1
+            return ctx[-room:]
+        return ctx
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], *, batch_size: int | None = None,
+                      desc: str = "loglikelihood") -> list[tuple[float, bool]]:
+        """Summed continuation log-probs; single-token continuations of one context share a forward pass."""
+        from tqdm import tqdm
+
+        enc = [(self.encode_context(r.context), self.encode_continuation(r.continuation)) for r in requests]
+        enc = [(self.fit(c, k), k) for c, k in enc]
+        out: list[tuple[float, bool] | None] = [None] * len(requests)
+        single: dict[tuple[int, ...], list[int]] = {}
+        multi: list[int] = []
+        for i, (ctx, cont) in enumerate(enc):
+            if not cont:
+                out[i] = (0.0, True)
+            elif len(cont) == 1:
+                single.setdefault(tuple(ctx), []).append(i)
+            else:
+                multi.append(i)
+        bs = batch_size or self.batch_size
+        self.model.eval()
+        with tqdm(total=len(requests), desc=desc, disable=not requests) as bar:
+            contexts = list(single)
+            for batch in length_sorted([len(c) for c in contexts], bs):
+                ctxs = [list(contexts[j]) for j in batch]
+                rows = self.next_token_logprobs(ctxs)
+                for j, lp in zip(batch, rows):
+                    for i in single[contexts[j]]:
+                        t = enc[i][1][0]
+                        out[i] = (float(lp[t]), bool(int(lp.argmax()) == t))
+                    bar.update(len(single[contexts[j]]))
+            for batch in length_sorted([len(enc[i][0]) + len(enc[i][1]) for i in multi], bs):
+                idx = [multi[j] for j in batch]
+                for i, r in zip(idx, self.continuation_logprobs([enc[i] for i in idx])):
+                    out[i] = r
+                bar.update(len(idx))
+        return [r if r is not None else (0.0, True) for r in out]
+
+    def forward(self, seqs: list[list[int]], keep: int) -> Any:
+        """Log-softmax at the last ``keep`` positions only (memory batch x keep x vocab, not x length)."""
+        import torch
+
+        ids, mask, pos = pad_batch(seqs, self.pad_id)
+        dev = self.model.device
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                                use_cache=False, logits_to_keep=keep).logits
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def next_token_logprobs(self, ctxs: list[list[int]]) -> Any:
+        """Next-token log-probs after each context, with the padding self-check on the first batch."""
+        lp = self.forward(ctxs, keep=1)[:, -1]
+        if self._pad_diff is None and len(ctxs) > 1:
+            i = min(range(len(ctxs)), key=lambda j: len(ctxs[j]))
+            alone = self.forward([ctxs[i]], keep=1)[0, -1]
+            self._pad_diff = float((alone - lp[i]).abs().max())
+            fp32 = str(next(self.model.parameters()).dtype) == "torch.float32"
+            if self._pad_diff > (PAD_CHECK_TOL_FP32 if fp32 else PAD_CHECK_TOL_LOW):
+                log.warning("padding check: batched and unpadded log-probs differ by %.4g", self._pad_diff)
+        return lp
+
+    def continuation_logprobs(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """(summed log-prob, greedy?) of each continuation after its context."""
+        keep = max(len(c) for _, c in pairs) + 1
+        lp = self.forward([c + k for c, k in pairs], keep=keep)
+        out = []
+        for i, (_, cont) in enumerate(pairs):
+            rows = lp[i, -len(cont) - 1:-1]  # logits at position t predict token t + 1
+            picked = [float(rows[j, t]) for j, t in enumerate(cont)]
+            greedy = all(int(rows[j].argmax()) == t for j, t in enumerate(cont))
+            out.append((sum(picked), greedy))
+        return out
