@@ -325,3 +325,17 @@ def test_real_release_counts_and_gold_normalisation(data_dir: Path, name: str, n
         fixed = sb.execute_many([(str(split.db_path(t.db_id)), t.query) for t in turns])
     assert sum(r.ok for r in raw) == raw_ok
     assert sum(r.ok for r in fixed) == evaluable - 1  # one release error each (a missing column; a syntax error)
+
+
+@pytest.mark.slow
+def test_tiny_model_end_to_end_through_hflm(root: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A real (random, 2-layer) model behind HFLM: chat-templated prompts, turn-synchronous decoding, both files."""
+    from sqlshift.lm_hf import HFLM
+
+    lm = HFLM(str(tiny_model_dir), device="cpu", dtype="float32")
+    b = bench(root, history="questions+sql", max_new_tokens=8, batch_size=2)
+    m = b.evaluate(lm, tmp_path / "out")
+    rows = rows_of(tmp_path / "out")
+    assert m["complete"] and m["n_requested"] == 5 and m["generation"]["n"] == 5 and "lm" in m
+    assert all(r["n_tokens"] <= 8 and r["prompt_tokens"] > 0 for r in rows.values())
+    assert 0.0 <= m["accuracy"] <= 1.0 and m["interaction_n"] == 2

@@ -62,7 +62,7 @@ class MultiTurnSettings(BenchmarkSettings):
     split: Literal["dev"] = "dev"
     history: History = "questions"
     batch_size: int = Field(16, gt=0)
-    max_new_tokens: int = Field(256, gt=0)
+    max_new_tokens: int = Field(192, gt=0)  # as Spider's: the same model answers the same kind of query
     ex_mode: Literal["official", "simple"] = "official"
     timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
@@ -124,7 +124,7 @@ class MultiTurnBenchmark(Benchmark):
     settings: MultiTurnSettings
 
     def __init__(self, settings: BenchmarkSettings, data_root: Path) -> None:
-        super().__init__(settings, Path(settings.data_dir) if settings.data_dir else data_root)
+        super().__init__(settings, data_root)
         self._split: MultiTurnSplit | None = None
 
     def default_name(self) -> str:
@@ -177,8 +177,7 @@ class MultiTurnBenchmark(Benchmark):
                     results.append(self._run_chunk(lm, builder, split, interactions, todo[i:i + step], results, sandbox,
                                                    desc))
         rows = results.ordered([t.id for t in turns])
-        metrics = write_metrics(out_dir, self.metrics(rows, interactions))
-        return metrics
+        return write_metrics(out_dir, self.metrics(rows, interactions, lm.stats()))
 
     def _run_chunk(self, lm: LM, builder: PromptBuilder, split: MultiTurnSplit, interactions: list[Interaction],
                    chunk: list[Turn], results: ResultsFile, sandbox: SqlSandbox, desc: str) -> list[dict[str, Any]]:
@@ -199,7 +198,8 @@ class MultiTurnBenchmark(Benchmark):
         return [_row(t, p, n_dropped, g, sql, how, v.correct, v.error_type, v.error)
                 for t, (p, n_dropped), g, (sql, how), v in zip(chunk, built, gens, preds, verdicts)]
 
-    def metrics(self, rows: list[dict[str, Any]], interactions: list[Interaction]) -> dict[str, Any]:
+    def metrics(self, rows: list[dict[str, Any]], interactions: list[Interaction],
+                lm_stats: dict[str, Any] | None = None) -> dict[str, Any]:
         """metrics.json: question match, interaction match, per turn position, errors, generation, gold report."""
         s, split = self.settings, self.load()
         n_requested = sum(len(it.turns) for it in interactions)
@@ -209,7 +209,7 @@ class MultiTurnBenchmark(Benchmark):
         inter = interaction_summary(rows, interactions)
         return base_metrics(
             self, scored, n_requested, complete=len(rows) == n_requested,
-            label=self.label, metric="question_match", question_match=accuracy_metrics(scored)["accuracy"],
+            metric="question_match", question_match=accuracy_metrics(scored)["accuracy"],
             split=s.split, mode=s.ex_mode, history=s.history,
             interaction_accuracy=inter["accuracy"], interaction_n=inter["n"], interaction_n_correct=inter["n_correct"],
             interaction_ci95=inter["ci95"], n_interactions=len(interactions),
@@ -224,6 +224,7 @@ class MultiTurnBenchmark(Benchmark):
             gold_normalisation="spaced operators joined in gold ('! =' -> '!=', '< =' -> '<=', '> =' -> '>='), "
                                "outside string literals; gold that still fails is excluded from n",
             sample={"interactions": s.sample, "seed": s.sample_seed} if s.sample is not None else None,
+            lm=lm_stats,
         )
 
     def problems(self, metrics: dict[str, Any]) -> list[Exception]:
