@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlshift.data.spider import find_db, load_tables, read_json
+from sqlshift.data.spider import SpiderSplit, find_db, load_tables, read_json
 from sqlshift.errors import DataError
 
 DATASETS = ("sparc", "cosql")
@@ -77,13 +77,7 @@ class MultiTurnSplit:
     tables: dict[str, dict[str, Any]]
     db_dirs: list[Path]
 
-    def db_path(self, db_id: str) -> Path:
-        """Path of ``db_id``'s sqlite file; raises DataError when no folder holds it."""
-        path = find_db(self.db_dirs, db_id)
-        if path is None:
-            raise DataError(f"database '{db_id}' not found under {', '.join(map(str, self.db_dirs))}",
-                            "point data_dir (or db_dir) at the folder holding spider/database")
-        return path
+    db_path = SpiderSplit.db_path  # the same lookup over db_dirs (only evaluable interactions ever reach it)
 
     @property
     def n_turns(self) -> int:
