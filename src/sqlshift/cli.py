@@ -112,8 +112,8 @@ def predict(model: str = typer.Option("embedded", help="Hub id, local folder, .g
                                                       "folder holding spider/, spider_syn/, ..."),
             split: str = typer.Option("dev", help="dev, train, syn, realistic or dk"),
             limit: Optional[int] = typer.Option(None, help="predict only the first N examples"),
-            out: Path = typer.Option(..., help="output folder, or a .jsonl path in one (predictions.jsonl, predictions.sql; "
-                                               "with --score results.jsonl, metrics.json)"),
+            out: Path = typer.Option(..., help="output folder, or a .jsonl path in one (predictions.jsonl, "
+                                               "predictions.sql; with --score results.jsonl, metrics.json)"),
             batch_size: int = typer.Option(16, help="prompts generated together"),
             max_new_tokens: int = typer.Option(192, help="generation limit per query, in tokens"),
             sample_rows: int = typer.Option(0, help="sample rows per table in the schema prompt"),
