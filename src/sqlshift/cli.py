@@ -109,10 +109,17 @@ def eval_mmlu(model: str = typer.Option("embedded", help="Hub id, local folder, 
 
 @app.command()
 @friendly
-def predict(model: str = typer.Option("embedded"), adapter: Optional[Path] = typer.Option(None),
-            spider_dir: Path = typer.Option(...), split: str = typer.Option("dev"),
-            sample: Optional[int] = typer.Option(None), out: Path = typer.Option(...),
-            batch_size: int = typer.Option(16), max_new_tokens: int = typer.Option(192),
+def predict(model: str = typer.Option("embedded", help="Hub id, local folder, .gguf file or 'embedded'"),
+            adapter: Optional[Path] = typer.Option(None, help="LoRA adapter folder to apply to the model"),
+            spider_dir: Path = typer.Option(..., help="Spider folder (dev.json, tables.json, database/) or a data "
+                                                      "folder holding spider/, spider_syn/, ..."),
+            split: str = typer.Option("dev", help="dev, train, syn, realistic or dk"),
+            sample: Optional[int] = typer.Option(None, help="a seeded random subset of N examples (as a config's "
+                                                            "sample:)"),
+            out: Path = typer.Option(..., help="output folder, or a .jsonl path in one (predictions.jsonl, "
+                                               "predictions.sql; with --score results.jsonl, metrics.json)"),
+            batch_size: int = typer.Option(16, help="prompts generated together"),
+            max_new_tokens: int = typer.Option(192, help="generation limit per query, in tokens"),
             sample_rows: int = typer.Option(0, help="sample rows per table in the schema prompt"),
             score: bool = typer.Option(False, help="also score the predictions (eval-sql)")) -> None:
     """Generate SQL for a Spider split into OUT/predictions.jsonl (resumable)."""

@@ -2,6 +2,9 @@
 
 The score is deterministic (the sandboxed execution of :mod:`sqlshift.metrics.execution`): no LLM judge, no API
 key, no network. Telemetry is switched off before deepeval is imported.
+
+deepeval is an optional extra (``pip install 'sqlshift[deepeval]'``): its exact pin and its dependencies (openai,
+grpcio, opentelemetry, pytest plugins) are not needed to run or score a study, so only this module requires it.
 """
 
 from __future__ import annotations
@@ -13,8 +16,14 @@ from typing import Any
 
 os.environ["DEEPEVAL_TELEMETRY_OPT_OUT"] = "YES"  # no network, whatever the environment says
 
-from deepeval.metrics import BaseMetric  # noqa: E402  (telemetry must be off first)
-from deepeval.test_case import LLMTestCase  # noqa: E402
+try:  # noqa: E402  (telemetry must be off first)
+    from deepeval.metrics import BaseMetric
+    from deepeval.test_case import LLMTestCase
+except ModuleNotFoundError as e:
+    if (e.name or "").split(".")[0] != "deepeval":
+        raise  # deepeval is there but one of its own dependencies is broken: show that error as it is
+    raise ModuleNotFoundError("sqlshift.metrics.deepeval_metric needs deepeval, an optional extra of sqlshift "
+                              "(fix: pip install 'sqlshift[deepeval]')", name="deepeval") from e
 
 from sqlshift.errors import DataError  # noqa: E402
 from sqlshift.metrics.execution import GoldCache, Pair, judge_pairs  # noqa: E402
