@@ -9,10 +9,17 @@ from typing import Any
 from sqlshift.report.stats import acc_ci, pts
 
 
+WIDE = 2  # more generality benchmarks than this: one Δ column each plus the composite, so the table fits
+
+
 def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """(columns, rows): model | <specialty> | n | per generality benchmark: <label> | n | Δ<label> vs base."""
+    """(columns, rows): model | <specialty> | n | per generality benchmark: <label> | n | Δ<label> vs base.
+
+    With a larger suite each generality benchmark gets only its Δ column, and the composite Δ is added."""
     labels = {f: b["label"] for f, b in summary.get("benchmarks", {}).items()}
     spec, gens = summary.get("specialty"), summary.get("generality") or []
+    if len(gens) > WIDE:
+        return compact_columns(summary, labels, spec, gens)
     cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else [])
     for g in gens:
         cols += [labels.get(g, g), "n", f"Δ{labels.get(g, g)} vs base"]
@@ -32,6 +39,28 @@ def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
     return cols, rows
 
 
+def compact_columns(summary: dict[str, Any], labels: dict[str, str], spec: str | None,
+                    gens: list[str]) -> tuple[list[str], list[list[str]]]:
+    """model | <specialty> | n | Δ per generality benchmark (points) | composite Δ [95% CI]."""
+    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [f"Δ{labels.get(g, g)}" for g in gens]
+    cols.append("Δ generality (mean)")
+    rows = []
+    for m in summary.get("models", []):
+        b = m.get("benchmarks", {})
+        row = [m["key"]]
+        if spec:
+            e = b.get(spec) or {}
+            row += [acc_ci(e.get("accuracy"), e.get("ci95")) if e else "", str(e.get("n", ""))]
+        row += [pts(b.get(g, {}).get("delta_points")) if b.get(g, {}).get("delta_points") is not None else ""
+                for g in gens]
+        c = m.get("composite") or {}
+        ci = c.get("ci95")
+        row.append(f"{pts(c['delta_points'])} [{pts(ci[0])}, {pts(ci[1])}]" if c.get("delta_points") is not None
+                   and ci else "")
+        rows.append(row)
+    return cols, rows
+
+
 def print_summary(run_dir: str | Path) -> None:
     """Print the rich summary table from ``summary.json`` and where the full report is."""
     from rich.console import Console
@@ -47,5 +76,5 @@ def print_summary(run_dir: str | Path) -> None:
         table.add_column(c)
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    Console(width=max(100, Console().width)).print(table)
     print(f"report: {run_dir / 'report.html'}")
