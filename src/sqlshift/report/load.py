@@ -74,11 +74,13 @@ class BenchResult:
         return list(self.metrics.get("ci95") or wilson_ci(self.n_correct, self.n))
 
     def outcomes(self, where: dict[str, Any] | None = None) -> dict[str, bool]:
-        """id -> correct for the items in n (gold failures excluded), optionally only rows matching ``where``."""
+        """id -> correct for the items in n (gold failures, unscorable and unjudged items excluded), optionally only
+        rows matching ``where``."""
         if where is None and self._all is not None:
             return self._all
         out = {str(r["id"]): bool(r["correct"]) for r in self.rows
-               if r.get("error_type") != "gold_error" and all(r.get(k) == v for k, v in (where or {}).items())}
+               if r.get("error_type") != "gold_error" and r.get("scorable", True) is not False
+               and r.get("correct") is not None and all(r.get(k) == v for k, v in (where or {}).items())}
         if where is None:
             self._all = out
         return out
