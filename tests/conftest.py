@@ -40,3 +40,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def random_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter on the tiny model with non-zero random B matrices, so it really changes the model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from sqlshift.models import load_model
+
+    model, _ = load_model(str(tiny_model_dir))
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, cfg)
+    out = tmp_path_factory.mktemp("adapter")
+    peft_model.save_pretrained(out)
+    return out

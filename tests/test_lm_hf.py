@@ -245,22 +245,6 @@ def test_generate_keeps_request_order_across_lengths_and_groups(lm: HFLM) -> Non
 # ---------------------------------------------------------------- adapters
 
 
-@pytest.fixture(scope="module")
-def random_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA adapter with non-zero random B matrices, so it really changes the model."""
-    from peft import LoraConfig, get_peft_model
-
-    from sqlshift.models import load_model
-
-    model, _ = load_model(str(tiny_model_dir))
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(1)
-    peft_model = get_peft_model(model, cfg)
-    out = tmp_path_factory.mktemp("adapter")
-    peft_model.save_pretrained(out)
-    return out
-
-
 ADAPTER_REQS = [LoglikelihoodRequest(CONTEXTS[0], " B"), LoglikelihoodRequest(CONTEXTS[3], " count(*) FROM singer")]
 
 

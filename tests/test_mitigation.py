@@ -10,20 +10,6 @@ import torch
 from sqlshift.models import apply_adapter, load_model
 
 
-@pytest.fixture(scope="module")
-def random_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA adapter with non-zero random B matrices, so it really changes the model."""
-    from peft import LoraConfig, get_peft_model
-
-    model, _ = load_model(str(tiny_model_dir))
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(1)
-    peft_model = get_peft_model(model, cfg)
-    out = tmp_path_factory.mktemp("adapter")
-    peft_model.save_pretrained(out)
-    return out
-
-
 def logits(model: torch.nn.Module, tok, text: str = "SELECT count(*) FROM singer") -> torch.Tensor:
     batch = tok(text, return_tensors="pt")
     with torch.inference_mode():

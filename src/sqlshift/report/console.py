@@ -26,10 +26,7 @@ def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]]
-        if spec:
-            e = b.get(spec) or {}
-            row += [acc_ci(e.get("accuracy"), e.get("ci95")) if e else "", str(e.get("n", ""))]
+        row = [m["key"]] + spec_cells(b, spec)
         for g in gens:
             e = b.get(g) or {}
             d = e.get("delta_points")
@@ -37,6 +34,14 @@ def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
                     f"{pts(d)} pts" if d is not None else ""]
         rows.append(row)
     return cols, rows
+
+
+def spec_cells(benches: dict[str, Any], spec: str | None) -> list[str]:
+    """The specialty's ``accuracy [CI]`` and ``n`` cells of one model (none without a specialty)."""
+    if not spec:
+        return []
+    e = benches.get(spec) or {}
+    return [acc_ci(e.get("accuracy"), e.get("ci95")) if e else "", str(e.get("n", ""))]
 
 
 def compact_columns(summary: dict[str, Any], labels: dict[str, str], spec: str | None,
@@ -47,10 +52,7 @@ def compact_columns(summary: dict[str, Any], labels: dict[str, str], spec: str |
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]]
-        if spec:
-            e = b.get(spec) or {}
-            row += [acc_ci(e.get("accuracy"), e.get("ci95")) if e else "", str(e.get("n", ""))]
+        row = [m["key"]] + spec_cells(b, spec)
         row += [pts(b.get(g, {}).get("delta_points")) if b.get(g, {}).get("delta_points") is not None else ""
                 for g in gens]
         c = m.get("composite") or {}
