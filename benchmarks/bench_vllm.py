@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlshift.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.api import LM, GenerateRequest, Generation
 
 
 def parse_args() -> argparse.Namespace:

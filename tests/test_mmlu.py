@@ -425,23 +425,6 @@ def test_embedded_model_on_real_questions_is_deterministic(data_dir: Path, tmp_p
     assert c["mode"] == "cloze" and c["n"] == 3 and "cloze_sum" in c
 
 
-def test_load_mmlu_hub_maps_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Hub option yields the same MMLUQuestion objects (load_dataset stubbed: no network in tests)."""
-    import datasets
-
-    from sqlshift.data.mmlu import load_mmlu_hub
-
-    calls: list[tuple[str, str, str]] = []
-
-    def fake(name: str, subject: str, split: str) -> list[dict[str, Any]]:
-        calls.append((name, subject, split))
-        return [{"question": "q?", "subject": subject, "choices": ["a", "b", "c", "d"], "answer": 2}]
-
-    monkeypatch.setattr(datasets, "load_dataset", fake)
-    qs = load_mmlu_hub("philosophy,anatomy", split="val")
-    assert calls == [("cais/mmlu", "philosophy", "validation"), ("cais/mmlu", "anatomy", "validation")]
-    assert qs[0] == MMLUQuestion("philosophy", 0, "q?", ("a", "b", "c", "d"), "C", "val")
-
 
 def test_prior_corrected_accuracy_removes_a_letter_habit() -> None:
     """A model that knows every answer but adds a large constant bonus to "B" is 25% raw and 100% once corrected."""

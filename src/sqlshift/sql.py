@@ -214,7 +214,3 @@ class SqlSandbox:
             return on_failure("timeout", f"query did not return within {self.timeout_s:g} s (worker killed)")
 
 
-def execute_sql(db_path: str | Path, sql: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> ExecResult:
-    """One-off convenience: run a single query in a fresh one-worker sandbox."""
-    with SqlSandbox(timeout_s=timeout_s, workers=1) as sb:
-        return sb.execute(db_path, sql)

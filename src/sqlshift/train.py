@@ -108,7 +108,6 @@ def resolve_bf16(cfg: TrainConfig) -> bool:
     return bool(cfg.bf16)
 
 
-
 @dataclass(frozen=True)
 class SpeedPath:
     """How this process trains (see the module docstring); logged at the start of every run."""
@@ -379,9 +378,3 @@ def run_train(config: str | Path | None, model: str | None, output: Path, overri
     return train(cfg, Path(output), model_spec=model)
 
 
-def estimate_steps(n_rows: int, cfg: TrainConfig, world_size: int = 1) -> int:
-    """Optimizer steps of a run (for logs and presets): ceil(rows / effective batch) x epochs, or max_steps."""
-    if cfg.max_steps > 0:
-        return cfg.max_steps
-    per_step = cfg.per_device_batch_size * cfg.gradient_accumulation_steps * world_size
-    return int(math.ceil(n_rows / per_step) * cfg.epochs)

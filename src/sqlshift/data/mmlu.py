@@ -15,7 +15,6 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlshift.errors import ConfigError, DataError
 
@@ -134,11 +133,6 @@ def resolve_mmlu_dir(mmlu_dir: str | Path | None) -> Path:
     return p
 
 
-def mmlu_file(mmlu_dir: str | Path, subject: str, split: str = "test") -> Path:
-    """Path of one subject's CSV in the authors' layout."""
-    return resolve_mmlu_dir(mmlu_dir) / split / f"{subject}_{split}.csv"
-
-
 def read_mmlu_csv(path: Path, subject: str, split: str = "test") -> list[MMLUQuestion]:
     """Parse one CSV file; wrong column count or answer letter raises DataError with file and line."""
     if not path.is_file():
@@ -186,31 +180,6 @@ def load_mmlu(mmlu_dir: str | Path | None, subjects: Iterable[str] | str, split:
     out: list[MMLUQuestion] = []
     for s in names:
         out.extend(read_mmlu_csv(root / split / f"{s}_{split}.csv", s, split))
-    return out
-
-
-def load_mmlu_hub(subjects: Iterable[str] | str, split: str = "test", dataset: str = "cais/mmlu",
-                  **kwargs: Any) -> list[MMLUQuestion]:
-    """The same questions through ``datasets.load_dataset("cais/mmlu", subject)`` (needs the Hub or its cache)."""
-    try:
-        from datasets import load_dataset
-    except ImportError as e:  # pragma: no cover - datasets is a dependency
-        raise ConfigError("loading MMLU from the Hub needs `datasets`", "pip install datasets") from e
-    names = resolve_subjects(subjects) if isinstance(subjects, str) else check_subjects(subjects)
-    hub_split = HUB_SPLITS.get(split, split)
-    out: list[MMLUQuestion] = []
-    for s in names:
-        try:
-            ds = load_dataset(dataset, s, split=hub_split, **kwargs)
-        except Exception as e:  # network, cache miss, unknown config: one clear message
-            raise DataError(f"cannot load {dataset}/{s} ({hub_split}) from the Hub: {str(e).splitlines()[0]}",
-                            "run online once to fill the HF cache, or use --mmlu-dir with the CSV release") from e
-        for i, row in enumerate(ds):
-            choices = tuple(row["choices"])
-            if len(choices) != 4 or int(row["answer"]) not in range(4):
-                raise DataError(f"{dataset}/{s} row {i}: expected 4 choices and answer 0-3", "check the dataset")
-            answer = LETTERS[int(row["answer"])]
-            out.append(MMLUQuestion(s, i, row["question"], choices, answer, split))  # type: ignore[arg-type]
     return out
 
 

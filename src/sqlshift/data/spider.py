@@ -159,22 +159,6 @@ def build_split(name: str, rows: list[dict], qfield: str, tables: dict, db_dirs:
     return SpiderSplit(name, examples, skipped, dict(reasons), tables, db_dirs)
 
 
-def load_spider_hub(split: str = "validation", db_root: str | Path | None = None,
-                    tables_json: str | Path | None = None) -> SpiderSplit:
-    """Load ``xlangai/spider`` through ``datasets`` (needs the Hub or its cache).
-
-    The Hub copy has no databases: ``db_root`` must point at a ``database/`` folder (from the Spider zip)."""
-    import datasets  # local import: heavy, and only this path needs it
-
-    if db_root is None or tables_json is None:
-        raise DataError("the Hub copy of Spider has no sqlite databases or tables.json",
-                        "pass db_root=<spider>/database and tables_json=<spider>/tables.json")
-    ds = datasets.load_dataset("xlangai/spider", split=split)
-    rows = [{"db_id": r["db_id"], "query": r["query"], "question": r["question"]} for r in ds]
-    return build_split(f"hub-{split}", rows, "question", load_tables(Path(tables_json)), [Path(db_root)],
-                       Path("xlangai/spider"))
-
-
 def read_gold_sql(path: str | Path) -> list[tuple[str, str]]:
     """Official gold file: one ``SQL<TAB>db_id`` per line."""
     path = Path(path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 from scipy import stats
 
 
@@ -47,20 +46,6 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, float | int]:
     d = a_only + b_only
     p = 1.0 if d == 0 else float(stats.binomtest(a_only, d, 0.5).pvalue)
     return {"a_only": a_only, "b_only": b_only, "discordant": d, "p_value": p}
-
-
-def paired_bootstrap(a: Sequence[bool], b: Sequence[bool], n_boot: int = 10000, seed: int = 0) -> dict[str, float]:
-    """Bootstrap CI of accuracy(b) - accuracy(a) resampling examples jointly; p is the two-sided sign share."""
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"paired test needs equal lengths, got {len(x)} and {len(y)}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    diffs = y[idx].mean(axis=1) - x[idx].mean(axis=1)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
-    return {"diff": float(y.mean() - x.mean()), "ci95": [float(lo), float(hi)], "p_value": float(min(1.0, p))}
 
 
 def below_chance_p(k: int, n: int, chance: float) -> float:
