@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sqlshift.data.spider import load_spider
-from sqlshift.prompts import (BuiltPrompt, PromptBuilder, PromptConfig, build_messages, build_prompt, build_schema,
+from sqlshift.prompts import (BuiltPrompt, PromptBuilder, PromptConfig, build_messages, build_schema,
                               completion_text, prompt_length_stats, render_prompt, schema_text)
 
 TABLES = {
@@ -126,7 +126,7 @@ def test_plain_prompt_golden(tok) -> None:
 
 
 def test_build_prompt_measures_tokens(tok, spider) -> None:
-    p = build_prompt(tok, spider.examples[0], spider)
+    p = PromptBuilder(tok, spider.tables, spider.db_path).build(spider.examples[0])
     assert p.n_tokens == len(tok(p.text)["input_ids"]) and not p.truncated
     assert "CREATE TABLE singer" in p.text and "How many singers are there?" in p.text
 
@@ -157,6 +157,6 @@ def test_prompt_length_stats() -> None:
 
 def test_real_spider_prompts(tok, data_dir: Path) -> None:
     sp = load_spider(data_dir / "spider", "dev")
-    prompts = [build_prompt(tok, e, sp) for e in sp.examples[:5]]
+    prompts = [PromptBuilder(tok, sp.tables, sp.db_path).build(e) for e in sp.examples[:5]]
     assert all("CREATE TABLE" in p.text and "FOREIGN KEY" in p.text for p in prompts)
     assert prompt_length_stats(prompts)["n"] == 5

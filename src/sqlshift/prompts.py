@@ -1,6 +1,6 @@
 """Schema serialisation and the one prompt builder shared by training and inference.
 
-Training and generation must see byte-identical prompts, so both go through :func:`build_prompt`:
+Training and generation must see byte-identical prompts, so both go through :class:`PromptBuilder`:
 schema text (CREATE TABLE with types and keys, optional sample rows) -> chat messages -> rendered text through the
 tokenizer's chat template (plain text ending in ``SQL:`` when there is none). Prompts longer than
 ``max_prompt_tokens`` are shortened by one stated, deterministic rule (see :func:`fit_schema`) and marked
@@ -301,11 +301,6 @@ class PromptBuilder:
         schema = self.schema(db_id)
         keep = sql_tables(gold_sql, schema) if gold_sql else []
         return fit_schema(self.tok, example, schema, self.cfg, keep, budget)
-
-
-def build_prompt(tok: Any, example: Any, split: Any, cfg: PromptConfig | None = None) -> BuiltPrompt:
-    """Prompt for one example of a SpiderSplit (inference: no gold information is used)."""
-    return PromptBuilder(tok, split.tables, split.db_path, cfg).build(example)
 
 
 def prompt_length_stats(prompts: list[BuiltPrompt], limit: int | None = None) -> dict[str, Any]:
