@@ -124,6 +124,7 @@ def prepare_tokenizer(tok: Any) -> Any:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
     tok.padding_side = "left"
+    tok.clean_up_tokenization_spaces = False  # it strips spaces before punctuation; BPE decoders skip it anyway
     return tok
 
 
