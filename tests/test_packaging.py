@@ -31,8 +31,8 @@ LOAD_SHIPPED = textwrap.dedent("""
     from pathlib import Path
     import yaml
     import sqlshift
-    from sqlshift.experiment import load_experiment, packaged_train_config
-    from sqlshift.train import load_train_config
+    from sqlshift.config import load_experiment
+    from sqlshift.train import load_train_config, resolve_train_config
     from sqlshift.data.demo import ensure_demo
 
     pkg = Path(sqlshift.__file__).parent
@@ -44,11 +44,11 @@ LOAD_SHIPPED = textwrap.dedent("""
     for p in sorted((pkg / "configs").glob("*.yaml")):
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
         assert isinstance(raw, dict), p
-        cfg, _ = load_experiment(p)
-        experiments[p.stem] = [r.config for r in cfg.runs]
+        cfg = load_experiment(p)
+        experiments[p.stem] = [str(resolve_train_config(r.config)) for r in cfg.runs]
     demo = ensure_demo(Path(sys.argv[1]))
     print(json.dumps({"file": sqlshift.__file__, "presets": presets, "experiments": experiments,
-                      "embedded_cpu": str(packaged_train_config("embedded-cpu")),
+                      "embedded_cpu": str(resolve_train_config("embedded-cpu")),
                       "demo_dbs": sorted(p.name for p in (demo / "spider" / "database").iterdir())}))
 """)
 

@@ -208,18 +208,23 @@ def test_short_run_lowers_loss_saves_adapter_and_resumes(tiny_model_dir: Path, s
 def test_embedded_model_after_short_finetune_gives_parseable_sql(data_dir: Path, tmp_path: Path) -> None:
     import sqlglot
 
+    import dataclasses
+
+    from sqlshift.benchmarks.spider import predict_split
     from sqlshift.data.spider import load_spider
-    from sqlshift.generate import generate_predictions
-    from sqlshift.models import load_model
+    from sqlshift.lm_hf import HFLM
+    from sqlshift.prompts import PromptConfig
 
     cfg = load_train_config(CONFIGS / "embedded-cpu.yaml",
                             {"data.spider_dir": str(data_dir / "spider"), "data.limit_n": 32, "max_steps": 6,
                              "gradient_accumulation_steps": 1, "save_steps": 100, "learning_rate": 1e-3})
     out = train(cfg, tmp_path / "emb")
-    model, tok = load_model("embedded", adapter=out)
+    lm = HFLM("embedded")
     dev = load_spider(data_dir / "spider", "dev")
-    preds = generate_predictions(model, tok, dev, tmp_path / "p.jsonl", batch_size=4, max_new_tokens=64, limit=8,
-                                 progress=False)
+    dev = dataclasses.replace(dev, examples=dev.examples[:8])
+    with lm.adapter(out):
+        preds = predict_split(lm, dev, tmp_path / "p.jsonl", prompt_cfg=PromptConfig(), batch_size=4,
+                              max_new_tokens=64)
     parsed = 0
     for p in preds:
         try:

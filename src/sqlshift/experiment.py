@@ -438,10 +438,7 @@ def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
 
 
 def lock_holders(run_dir: Path, name: str) -> str:
-    """Who holds ``name``: the whole-study process, or (for ``.lock`` held shared) the ``--only`` parts."""
-    text = (run_dir / name).read_text().strip()
-    if text:
-        return text
+    """Who holds ``name``: the live ``--only`` parts, else the whole-study process named in the file if it runs."""
     held = []
     for f in sorted(run_dir.glob(".lock-*")):
         with open(f, "a+") as fh:
@@ -450,7 +447,11 @@ def lock_holders(run_dir: Path, name: str) -> str:
                 fcntl.flock(fh, fcntl.LOCK_UN)
             except BlockingIOError:
                 held.append(f.read_text().strip() or f.name)
-    return "; ".join(held) or "another sqlshift process"
+    if held:
+        return "; ".join(held)
+    text = (run_dir / name).read_text().strip()
+    pid = text.split()[1] if text.startswith("pid ") and len(text.split()) > 1 else ""
+    return text if pid.isdigit() and Path(f"/proc/{pid}").exists() else "another sqlshift process"
 
 
 def setup_logging(run_dir: Path) -> None:
