@@ -44,6 +44,8 @@ __all__ = ["PRESETS_DIR", "DataSettings", "LoraSettings", "ReplaySettings", "Tra
            "tokenize_like_trl", "train", "validate_train_overrides", "verify_trainer_dataset"]
 
 log = logging.getLogger(__name__)
+# transformers 5 renames gradient -> activation checkpointing; trl and peft still use the old names internally
+warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
 
 
 # ---------------------------------------------------------------- hardware-dependent choices
