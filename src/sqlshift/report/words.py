@@ -34,8 +34,10 @@ def generality_words(t: dict[str, Any] | None) -> str:
     """The generality reading: a significant change, or no evidence of loss with the loss the CI cannot rule out."""
     if t is None or t["significant"]:
         return compare_words(t)
-    return (f"{compare_words(t)}: no evidence of loss; the test cannot rule out a loss of up to "
-            f"{loss_bound(t):.1f} points")
+    bound = loss_bound(t)
+    if bound < 0.05:  # the CI's lower end is at or above zero once rounded
+        return f"{compare_words(t)}: no evidence of loss; the 95% CI of the difference excludes a loss of 0.1 points or more"
+    return f"{compare_words(t)}: no evidence of loss; the test cannot rule out a loss of up to {bound:.1f} points"
 
 
 def composite_words(c: dict[str, Any] | None) -> str:
