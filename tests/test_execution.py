@@ -14,7 +14,7 @@ from sqlshift.metrics.execution import (ERROR_TYPES, GoldCache, Pair, evaluate_s
                                         read_predictions, remove_distinct, results_equal, run_eval_sql)
 from sqlshift.sql import SqlSandbox
 
-RESULT_KEYS = {"index", "db_id", "question", "hardness", "correct", "error_type", "error", "pred_sql", "gold_sql"}
+RESULT_KEYS = {"id", "index", "db_id", "question", "hardness", "correct", "error_type", "error", "pred_sql", "gold_sql"}
 METRIC_KEYS = {"metric", "split", "mode", "execution_accuracy", "n", "n_correct", "ci95", "n_skipped", "skip_reasons",
                "n_gold_failed", "gold_failed", "by_hardness", "by_error_type"}
 

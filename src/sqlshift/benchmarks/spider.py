@@ -124,7 +124,6 @@ class SpiderBenchmark(Benchmark):
         preds = predict_split(lm, split, out_dir / "predictions.jsonl", prompt_cfg=s.prompt,
                               batch_size=s.batch_size, max_new_tokens=s.max_new_tokens)
         metrics = evaluate_split(split, {p["index"]: p for p in preds}, out_dir, mode=s.ex_mode, timeout_s=s.timeout_s)
-        add_ids(out_dir / "results.jsonl")
         empty = sum(not (p.get("sql") or "").strip() for p in preds)
         metrics.update({"benchmark": self.name, "name": self.out_name, "axis": self.axis, "kind": self.kind,
                         "label": self.label, "accuracy": metrics["execution_accuracy"], "n_empty": empty,
@@ -137,13 +136,3 @@ class SpiderBenchmark(Benchmark):
             return [EmptyPredictions(f"{self.out_name}: all {n} predictions are empty after SQL extraction",
                                      "check the prompt and the stop token (predictions.jsonl holds the raw text)")]
         return []
-
-
-def add_ids(results: Path) -> None:
-    """Give every EX result row the contract's stable ``id`` (the example's index in its split file)."""
-    from sqlshift.outputs import atomic_write_text
-    import json
-
-    rows = read_jsonl(results)
-    atomic_write_text(results, "".join(json.dumps({"id": str(r["index"]), **r}, ensure_ascii=True) + "\n"
-                                       for r in rows))

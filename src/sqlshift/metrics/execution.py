@@ -438,7 +438,7 @@ def _write_results(path: Path, examples: Sequence[Any], pairs: Sequence[Pair],
 
 
 def _result_row(example: Any, pair: Pair, verdict: Judgement) -> dict[str, Any]:
-    return {"index": example.index, "db_id": example.db_id, "question": example.question,
+    return {"id": str(example.index), "index": example.index, "db_id": example.db_id, "question": example.question,
             "hardness": example_hardness(example), "correct": verdict.correct, "error_type": verdict.error_type,
             "error": verdict.error, "pred_sql": pair.pred_sql, "gold_sql": example.query}
 
