@@ -254,7 +254,7 @@ class Runner:
     def run(self) -> dict[str, Path]:
         """Train, evaluate every entry, write the report; then raise the first guard failure, if any."""
         self.check()
-        spec, gen = axes(self.record, make_benchmarks(self.record, self.demo_root))
+        spec, gen = axes(self.record, self.benches)  # --only selects runs, never benchmarks
         record = self.record.model_copy(update={"specialty": spec, "generality": gen})
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
         log.info("plan: %s", plan(self.cfg, self.benches))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA, ONE_ANSWER_SHARE
+
+
 def check_below_chance(metrics: dict[str, Any]) -> str | None:
     """A message when MMLU accuracy (aggregate, or a subject with n >= 50) is significantly below chance.
 
     Reads the test the MMLU scorer already ran (``below_chance_p``, ``below_chance``; p < 0.01, one-sided binomial).
     """
-    from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA
-
     chance = float(metrics.get("chance", 0.25))
     bad = []
     p = float(metrics["below_chance_p"])
@@ -39,7 +40,7 @@ def collapse_note(metrics: dict[str, Any]) -> str:
     if not total:
         return ""
     letter, n = max(counts.items(), key=lambda kv: kv[1])
-    if n / total < 0.9:
+    if n / total < ONE_ANSWER_SHARE:
         return ""
     return (f" (the model answers '{letter}' to {n / total:.0%} of questions: it has collapsed onto one letter;"
             " check training for divergence before blaming the scorer)")

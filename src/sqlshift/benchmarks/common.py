@@ -58,13 +58,6 @@ def accuracy_metrics(rows: Sequence[dict[str, Any]], key: str = "correct") -> di
     return accuracy_summary([bool(r[key]) for r in rows])
 
 
-def group_metrics(rows: Sequence[dict[str, Any]], by: str) -> dict[str, dict[str, Any]]:
-    """Accuracy summary per value of ``row[by]``, in first-seen order."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(str(r.get(by)), []).append(r)
-    return {g: accuracy_metrics(rs) for g, rs in groups.items()}
-
 
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics.json``, written atomically so a crash leaves the previous version whole."""

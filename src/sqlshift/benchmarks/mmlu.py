@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sqlshift.api import LM, Benchmark, BenchmarkSettings, LoglikelihoodRequest
-from sqlshift.benchmarks.common import ResultsFile, base_metrics, sample_items, write_metrics
+from sqlshift.benchmarks.common import ONE_ANSWER_SHARE, ResultsFile, base_metrics, sample_items, write_metrics
 from sqlshift.data.mmlu import LETTERS, MMLUQuestion
 from sqlshift.errors import BelowChance, ConfigError
 
@@ -142,4 +142,4 @@ def one_letter(metrics: dict[str, Any]) -> bool:
     """True when the model gives one letter to at least 90% of questions: the axis cannot measure it."""
     counts = metrics.get("pred_counts") or {}
     total = sum(counts.values())
-    return bool(total and max(counts.values()) / total >= 0.9)
+    return bool(total and max(counts.values()) / total >= ONE_ANSWER_SHARE)
