@@ -129,26 +129,25 @@ class HFLM(LM):
         groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.max_new_tokens, r.stop), []).append(i)
-        lengths = [len(self.encode_context(r.prompt)) for r in requests]
+        encoded = [self.encode_context(r.prompt) for r in requests]
         self.model.eval()
         with tqdm(total=len(requests), desc=desc, disable=not requests) as bar:
             for (limit, stops), members in groups.items():
-                for batch in length_sorted([lengths[i] for i in members], batch_size or self.batch_size):
+                for batch in length_sorted([len(encoded[i]) for i in members], batch_size or self.batch_size):
                     idx = [members[j] for j in batch]
-                    for i, g in zip(idx, self.decode([requests[i].prompt for i in idx], limit, stops)):
+                    for i, g in zip(idx, self.decode([encoded[i] for i in idx], limit, stops)):
                         out[i] = g
                     bar.update(len(idx))
         return [g for g in out if g is not None]
 
-    def decode(self, texts: list[str], max_new_tokens: int, stops: tuple[str, ...]) -> list[Generation]:
-        """One batch of greedy decoding; text is cut at the first end-of-turn token or stop string."""
+    def decode(self, seqs: list[list[int]], max_new_tokens: int, stops: tuple[str, ...]) -> list[Generation]:
+        """One batch of greedy decoding from token ids; text is cut at the first end-of-turn token or stop string."""
         import torch
 
         from sqlshift.generate import stop_token_ids
 
         tok = self.tokenizer
         stop_ids = stop_token_ids(tok)
-        seqs = [self.encode_context(t) for t in texts]
         ids, mask, _ = pad_batch(seqs, self.pad_id)
         dev = self.model.device
         extra: dict[str, Any] = {"stop_strings": list(stops), "tokenizer": tok} if stops else {}
