@@ -89,6 +89,7 @@ class ChoiceBenchmark(Benchmark):
     Settings: ClassVar[type[BenchmarkSettings]] = ChoiceSettings
     headline: ClassVar[Metric] = "acc"
     file_key: ClassVar[str | None] = None  # key in data.general.FILES when it differs from ``name``
+    option_texts: ClassVar[tuple[str, ...] | None] = None  # every item's options when fixed (BoolQ: no, yes)
     settings: ChoiceSettings
 
     @property
@@ -153,6 +154,8 @@ class ChoiceBenchmark(Benchmark):
                 own[f"accuracy_{OTHER_KEY[metric]}"] = other["accuracy"]
                 own[f"ci95_{OTHER_KEY[metric]}"] = other["ci95"]
         own.update(choice_habit([int(r["pred"]) for r in rows], [int(r["n_choices"]) for r in rows]))
+        if self.option_texts:  # the report names answers by their text ("yes"), not by position ("B")
+            own["option_labels"] = {str(i): t for i, t in enumerate(self.option_texts)}
         metrics = base_metrics(self, rows, n_requested, **own)
         metrics.update(chance_test(metrics))
         return metrics

@@ -89,10 +89,11 @@ class BoolQ(ChoiceBenchmark):
     name = "boolq"
     label = "BoolQ"
     headline = "acc"
+    option_texts = ("no", "yes")
 
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         text = f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:"
-        return options_item(str(index), text, ["no", "yes"], int(bool(row["answer"])))
+        return options_item(str(index), text, list(self.option_texts), int(bool(row["answer"])))
 
 
 class PIQA(ChoiceBenchmark):

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlshift.report.stats import acc_ci, pts
+from sqlshift.report.stats import acc_ci, pct, pts
 
 
-WIDE = 2  # more generality benchmarks than this: one Δ column each plus the composite, so the table fits
+WIDE = 2  # more generality benchmarks than this: one accuracy (Δ) cell each plus the composite, so it fits
 
 
 def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(columns, rows): model | <specialty> | n | per generality benchmark: <label> | n | Δ<label> vs base.
 
-    With a larger suite each generality benchmark gets only its Δ column, and the composite Δ is added."""
+    With a larger suite each generality benchmark gets one ``accuracy (Δ)`` cell, plus the mean and composite Δ."""
     labels = {f: b["label"] for f, b in summary.get("benchmarks", {}).items()}
     spec, gens = summary.get("specialty"), summary.get("generality") or []
     if len(gens) > WIDE:
@@ -46,21 +46,33 @@ def spec_cells(benches: dict[str, Any], spec: str | None) -> list[str]:
 
 def compact_columns(summary: dict[str, Any], labels: dict[str, str], spec: str | None,
                     gens: list[str]) -> tuple[list[str], list[list[str]]]:
-    """model | <specialty> | n | Δ per generality benchmark (points) | composite Δ [95% CI]."""
-    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [f"Δ{labels.get(g, g)}" for g in gens]
-    cols.append("Δ generality (mean)")
+    """model | <specialty> | n | per generality benchmark: accuracy (Δ) | generality mean | Δ mean [95% CI].
+
+    Every cell carries the model's own score, so a baseline-only study shows its numbers too; the Δ in
+    parentheses and the composite's CI appear once there is something to compare with."""
+    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(g, g) for g in gens]
+    cols += ["generality (mean)", "Δ generality [95% CI]"]
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]] + spec_cells(b, spec)
-        row += [pts(b.get(g, {}).get("delta_points")) if b.get(g, {}).get("delta_points") is not None else ""
-                for g in gens]
+        row = [m["key"]] + spec_cells(b, spec) + [score_delta(b.get(g) or {}) for g in gens]
+        accs = [b[g]["accuracy"] for g in gens if (b.get(g) or {}).get("accuracy") is not None]
+        row.append(pct(sum(accs) / len(accs)) + ("" if len(accs) == len(gens) else f" (of {len(accs)})")
+                   if accs else "")
         c = m.get("composite") or {}
         ci = c.get("ci95")
         row.append(f"{pts(c['delta_points'])} [{pts(ci[0])}, {pts(ci[1])}]" if c.get("delta_points") is not None
                    and ci else "")
         rows.append(row)
     return cols, rows
+
+
+def score_delta(e: dict[str, Any]) -> str:
+    """``31.2% (+0.4)``: a benchmark's accuracy and, when compared with the baseline, its Δ in points."""
+    if e.get("accuracy") is None:
+        return ""
+    d = e.get("delta_points")
+    return pct(e["accuracy"]) + (f" ({pts(d)})" if d is not None and e.get("vs_baseline") else "")
 
 
 def print_summary(run_dir: str | Path) -> None:

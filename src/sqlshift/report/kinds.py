@@ -121,7 +121,7 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
             top = max(counts.items(), key=lambda kv: int(kv[1])) if counts else None
             flag = one_answer(b)
             rows.append([label(summary, f), m.key, pct(b.accuracy), pct(b.metrics.get("chance")),
-                         option_name(top[0]) if top else DASH, pct(int(top[1]) / total) if top and total else DASH,
+                         option_name(top[0], b.metrics.get("option_labels")) if top else DASH, pct(int(top[1]) / total) if top and total else DASH,
                          one_answer_flag(flag) or DASH])
             classes.append("failure" if flag else "")
     if not rows:
@@ -181,8 +181,11 @@ def category_table(study: Study, summary: dict[str, Any]) -> Table | None:
                              pval(t["p_value"]) if t else DASH, compare_words(t) if t else DASH])
     if not rows:
         return None
-    return Table("By category", ["Benchmark", "Model", "Category", "Accuracy", "n", "95% CI", "Δ vs baseline (pts)",
-                                 "McNemar p", "vs baseline"], rows)
+    cols = ["Benchmark", "Model", "Category", "Accuracy", "n", "95% CI", "Δ vs baseline (pts)", "McNemar p",
+            "vs baseline"]
+    if all(r[6] == DASH for r in rows):  # nothing compared (a baseline-only study): scores only
+        return Table("By category", cols[:6], [r[:6] for r in rows])
+    return Table("By category", cols, rows)
 
 
 def multiple_choice_tables(study: Study, summary: dict[str, Any]) -> list[Table]:
@@ -201,14 +204,20 @@ def generation_table(study: Study, summary: dict[str, Any]) -> Table | None:
     if not found:
         return None
 
-    def share(k: Any, n: int) -> str:
-        return DASH if k is None else f"{k} ({100 * int(k) / n:.1f}%)" if n else str(k)
-
-    rows = [[key, label(summary, f), str(g.get("n", DASH)), *(share(g.get(k), int(g.get("n") or 0)) for k in fields)]
-            for key, f, g in found]
+    rows = [[key, label(summary, f), str(g.get("n", DASH)), *(health_cell(k, g.get(k), int(g.get("n") or 0))
+                                                             for k in fields)] for key, f, g in found]
     return Table("Outputs per benchmark", ["Model", "Benchmark", "n", *(k.replace("_", " ") for k in fields)], rows,
                  note="Many outputs at the token limit, empty, or needing unusual extraction point at the prompt or "
                       "decoding, not at what the model knows.")
+
+
+def health_cell(field: str, value: Any, n: int) -> str:
+    """A count with its share of n (``3 (7.3%)``); a mean or other measure (``mean_tokens``) as the number it is."""
+    if value is None:
+        return DASH
+    if field.startswith(("mean_", "median_", "max_", "min_")) or not isinstance(value, int) or isinstance(value, bool):
+        return f"{value:.1f}" if isinstance(value, float) else str(value)
+    return f"{value} ({100 * value / n:.1f}%)" if n else str(value)
 
 
 def secondary_table(study: Study, summary: dict[str, Any]) -> Table | None:

@@ -54,8 +54,25 @@ def benchmark_table(summary: dict[str, Any], folder: str) -> Table | None:
                      reading, one_answer_flag(e["one_answer"]) or DASH])
     if not rows:
         return None
-    return Table(label(summary, folder), ["Model", "Accuracy", "correct/n", "95% CI", "Δ vs baseline (pts)",
-                                          "95% CI of Δ", "McNemar p", "vs baseline", "Flag"], rows, note=DELTA_NOTE)
+    cols = ["Model", "Accuracy", "correct/n", "95% CI", "Δ vs baseline (pts)", "95% CI of Δ", "McNemar p",
+            "vs baseline", "Flag"]
+    if not compared(summary, [folder]):
+        return Table(label(summary, folder), *scores_only(cols, rows, 4), note=ALONE_NOTE)
+    return Table(label(summary, folder), cols, rows, note=DELTA_NOTE)
+
+
+ALONE_NOTE = "Accuracy CIs are Wilson intervals. No model is compared with a baseline here, so no Δ columns."
+
+
+def compared(summary: dict[str, Any], folders: list[str]) -> bool:
+    """Whether any model has a paired comparison with the baseline on these benchmarks (a Δ column to show)."""
+    return any((m["benchmarks"].get(f) or {}).get("vs_baseline") for m in summary["models"].values() for f in folders)
+
+
+def scores_only(cols: list[str], rows: list[list[str]], first_delta: int) -> tuple[list[str], list[list[str]]]:
+    """The table without its Δ / test / reading columns (``first_delta`` up to the last, the flag, kept)."""
+    cut = len(cols) - 1
+    return cols[:first_delta] + cols[cut:], [r[:first_delta] + r[cut:] for r in rows]
 
 
 def forgetting_table(summary: dict[str, Any]) -> Table | None:
@@ -76,10 +93,13 @@ def forgetting_table(summary: dict[str, Any]) -> Table | None:
             classes.append("failure" if flag else "")
     if not rows:
         return None
-    return Table("Forgetting table", ["Benchmark", "Model", "Accuracy", "n", "95% CI", "Δ vs baseline (pts)",
-                                      "95% CI of Δ", "McNemar p", "Reading", "Flag"], rows,
-                 note=DELTA_NOTE + " A model that gives one answer to ≥ 90% of items is flagged: that benchmark "
-                                   "then says nothing about it.", row_classes=classes)
+    cols = ["Benchmark", "Model", "Accuracy", "n", "95% CI", "Δ vs baseline (pts)", "95% CI of Δ", "McNemar p",
+            "Reading", "Flag"]
+    flag_note = " A model that gives one answer to ≥ 90% of items is flagged: that benchmark then says nothing about it."
+    if not compared(summary, folders_on(summary, "generality")):
+        return Table("Generality scores", *scores_only(cols, rows, 5), note=ALONE_NOTE + flag_note,
+                     row_classes=classes)
+    return Table("Forgetting table", cols, rows, note=DELTA_NOTE + flag_note, row_classes=classes)
 
 
 def composite_table(summary: dict[str, Any]) -> Table | None:

@@ -54,9 +54,12 @@ def composite_words(c: dict[str, Any] | None) -> str:
             f"rule out a mean loss of up to {max(0.0, -lo):.1f} points")
 
 
-def option_name(position: Any) -> str:
-    """An answer position as the letter a reader sees (``0`` -> ``A``); letters and words stay as they are."""
+def option_name(position: Any, labels: dict[str, str] | None = None) -> str:
+    """An answer position as a reader knows it: its text when every item has the same options (BoolQ's ``0`` ->
+    ``no``), else the letter (``0`` -> ``A``); letters and words stay as they are."""
     s = str(position)
+    if labels and s in labels:
+        return str(labels[s])
     return chr(ord("A") + int(s)) if s.isdigit() and int(s) < 26 else s
 
 
@@ -72,10 +75,11 @@ def one_answer(b: BenchResult) -> dict[str, Any] | None:
         total = sum(int(v) for v in counts.values())
         top, k = max(counts.items(), key=lambda kv: int(kv[1]))
         if total and int(k) / total >= ONE_ANSWER_SHARE:
-            return {"option": option_name(top), "share": int(k) / total}
+            return {"option": option_name(top, m.get("option_labels")), "share": int(k) / total}
         return None
     if m.get("one_answer"):
-        return {"option": option_name(m.get("top_position")), "share": float(m.get("top_position_share") or 1.0)}
+        return {"option": option_name(m.get("top_position"), m.get("option_labels")),
+                "share": float(m.get("top_position_share") or 1.0)}
     return None
 
 
