@@ -19,8 +19,8 @@ import sqlglot
 from sqlglot import exp
 
 from sqlshift.data.spider import SpiderSplit, load_spider
-from sqlshift.metrics.execution import GoldCache, evaluate_split
-from sqlshift.sql import SqlSandbox
+from sqlshift.sql.execution import GoldCache, evaluate_split
+from sqlshift.sql.sandbox import SqlSandbox
 
 
 def _drop(key: str) -> Callable[[exp.Expression], bool]:

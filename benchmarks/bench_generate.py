@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from sqlshift.data.spider import load_spider
-from sqlshift.generate import decode_batch, length_sorted_batches
-from sqlshift.models import load_model
-from sqlshift.prompts import BuiltPrompt, PromptBuilder, PromptConfig
+from sqlshift.sql.extract import decode_batch, length_sorted_batches
+from sqlshift.lm.models import load_model
+from sqlshift.sql.prompts import BuiltPrompt, PromptBuilder, PromptConfig
 
 
 def bench_setting(model: Any, tok: Any, prompts: list[BuiltPrompt], batch: int, static: bool,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from sqlshift.data.mmlu import load_fewshot, resolve_subjects
-from sqlshift.metrics.mmlu import evaluate_mmlu, load_questions
+from sqlshift.benchmarks.mmlu_prompts import evaluate_mmlu, load_questions
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,7 +35,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     import torch
 
-    from sqlshift.models import load_model
+    from sqlshift.lm.models import load_model
 
     a = parse_args()
     if a.threads:

@@ -1,4 +1,4 @@
-"""Training throughput of sqlshift.train: the standard path against the fast path, in one process on one device.
+"""Training throughput of sqlshift.train.trainer: the standard path against the fast path, in one process on one device.
 
 Every variant trains the same fresh LoRA (seeded) on the same Spider rows in the same order for ``--steps``
 optimizer steps; the first ``--warmup`` steps are not timed. Prints real (non-padding) tokens/s as trl counts them
@@ -27,9 +27,9 @@ from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
-from sqlshift.models import load_model
-from sqlshift.train import (SpeedPath, avoid_cudnn_sdpa_backward, build_training_rows, check_mask_coverage,
-                            load_train_config, make_trainer)
+from sqlshift.lm.models import load_model
+from sqlshift.train.trainer import (SpeedPath, avoid_cudnn_sdpa_backward, build_training_rows, check_mask_coverage,
+                                    load_train_config, make_trainer)
 
 VARIANTS = {
     "std-eager": SpeedPath(False, "fp32", "eager", False, False),

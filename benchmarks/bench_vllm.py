@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlshift.api import LM, GenerateRequest, Generation
+from sqlshift.lm.api import LM, GenerateRequest, Generation
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,8 +75,8 @@ def ex_verdicts(split: Any, gens: list[Generation]) -> tuple[list[str], list[boo
     """(extracted SQL, EX verdict) per example, with the official evaluator (its files are not kept)."""
     import tempfile
 
-    from sqlshift.generate import extract_sql
-    from sqlshift.metrics.execution import evaluate_split
+    from sqlshift.sql.extract import extract_sql
+    from sqlshift.sql.execution import evaluate_split
 
     sqls = [extract_sql(g.text)[0] for g in gens]
     with tempfile.TemporaryDirectory() as d:
@@ -89,7 +89,7 @@ def time_mmlu(lm: LM, bench: Any, questions: list[Any], mode: str,
               a: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
     """Seconds and accuracy of one scoring pass, with the MMLU benchmark's own requests and verdicts (0-shot)."""
     from sqlshift.benchmarks.mmlu import question_id
-    from sqlshift.metrics.mmlu import result_row
+    from sqlshift.benchmarks.mmlu_prompts import result_row
 
     reqs = [r for q in questions for r in bench.requests(q, mode, [], lm.tokenizer)]
     lm.loglikelihood(reqs[:32], batch_size=a.ll_batch_size)  # warm-up
@@ -127,10 +127,10 @@ def main() -> None:
     import torch
 
     from sqlshift.data.spider import load_spider
-    from sqlshift.lm_hf import HFLM
-    from sqlshift.lm_vllm import VLLMLM
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.lm.vllm import VLLMLM
     from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
-    from sqlshift.prompts import PromptBuilder, PromptConfig
+    from sqlshift.sql.prompts import PromptBuilder, PromptConfig
 
     a = parse_args()
     out = Path(a.out)

@@ -78,7 +78,7 @@ def lmeval_configs(files: dict[str, dict[str, str]], k_shot: int) -> list[dict[s
 def lmeval_predictions(model: Any, configs: list[dict[str, Any]], questions: list[Any]) -> dict[str, dict]:
     """``{question id: {pred, logprobs, context}}`` from lm-eval's evaluator on exactly these questions."""
     from sqlshift.benchmarks.mmlu import question_id
-    from sqlshift.lmeval_bridge import run_lmeval
+    from sqlshift.benchmarks.lmeval_bridge import run_lmeval
 
     wanted: dict[str, list[int]] = {}
     for q in questions:
@@ -143,8 +143,8 @@ def cause(ours_ctx: str, theirs: dict[str, Any], lm: Any, hf_model: Any | None) 
 def main() -> None:
     args = parse_args()
     from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings, question_id
-    from sqlshift.lm_hf import HFLM
-    from sqlshift.lmeval_bridge import adapter, require_lm_eval
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.benchmarks.lmeval_bridge import adapter, require_lm_eval
 
     require_lm_eval()
     t0 = time.time()

@@ -18,8 +18,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from sqlshift.models import load_model, load_tokenizer
-from sqlshift.train import build_training_rows, load_train_config, make_trainer
+from sqlshift.lm.models import load_model, load_tokenizer
+from sqlshift.train.trainer import build_training_rows, load_train_config, make_trainer
 
 
 def main() -> None:

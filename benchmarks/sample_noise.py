@@ -13,7 +13,7 @@ import argparse
 import random
 from pathlib import Path
 
-from sqlshift.metrics.stats import mcnemar, wilson_ci
+from sqlshift.stats import mcnemar, wilson_ci
 from sqlshift.report.load import load_model
 
 

@@ -27,7 +27,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from sqlshift.models import load_tokenizer
+    from sqlshift.lm.models import load_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-llama")
     tok = load_tokenizer("embedded")
@@ -48,7 +48,7 @@ def random_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sqlshift.models import load_model
+    from sqlshift.lm.models import load_model
 
     model, _ = load_model(str(tiny_model_dir))
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)

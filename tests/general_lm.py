@@ -1,4 +1,4 @@
-"""A rule-driven ``sqlshift.api.LM`` for the general-benchmark tests: constructed items whose verdict is known."""
+"""A rule-driven ``sqlshift.lm.api.LM`` for the general-benchmark tests: constructed items whose verdict is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
 
 
 class ScriptedLM(LM):

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sqlshift.metrics.stats import accuracy_summary, below_chance_p
+from sqlshift.stats import accuracy_summary, below_chance_p
 
 N_DEV = 40
 HARD = ("easy", "medium", "hard", "extra")

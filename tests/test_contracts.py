@@ -14,14 +14,16 @@ import pytest
 import yaml
 from pydantic import Field
 
-from sqlshift import api
-from sqlshift.api import LM, Benchmark, BenchmarkSettings, LoglikelihoodRequest
+from sqlshift.benchmarks import api
+from sqlshift.lm import api as lm_api
+from sqlshift.lm.api import LM, LoglikelihoodRequest
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import (ResultsFile, base_metrics, below_chance_problem, chance_test,
                                         write_metrics)
-from sqlshift.config import load_experiment
+from sqlshift.study.config import load_experiment
 from sqlshift.errors import ConfigError, EmptyPredictions
-from sqlshift.experiment import Runner, run_experiment
-from sqlshift.lm_hf import HFLM
+from sqlshift.study.runner import Runner, run_experiment
+from sqlshift.lm.hf import HFLM
 
 ITEMS = [  # (context, options, gold)
     ("The capital of France is", [" Paris", " Rome", " a fish"], 0),
@@ -206,7 +208,7 @@ def test_metrics_ci_contains_the_accuracy() -> None:
 
 
 class CountingBackend(HFLM):
-    """A second ``LM`` implementation picked by name from ``api.BACKENDS`` (here: HFLM that counts its calls)."""
+    """A second ``LM`` implementation picked by name from ``sqlshift.lm.api.BACKENDS`` (here: HFLM that counts its calls)."""
 
     backend = "counting"
     made: list[str] = []
@@ -222,16 +224,16 @@ class CountingBackend(HFLM):
 
 
 def test_backend_registry_resolves_a_new_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(api.BACKENDS, "counting", f"{__name__}:CountingBackend")
-    assert api.get_backend("counting") is CountingBackend
+    monkeypatch.setitem(lm_api.BACKENDS, "counting", f"{__name__}:CountingBackend")
+    assert lm_api.get_backend("counting") is CountingBackend
     with pytest.raises(ConfigError, match="unknown backend"):
-        api.get_backend("nope")
+        lm_api.get_backend("nope")
 
 
 def test_backend_key_picks_a_registered_backend(tmp_path: Path, tiny_model_dir: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """`lm: {backend: counting}` with the class registered in api.BACKENDS: the runner evaluates through it."""
-    monkeypatch.setitem(api.BACKENDS, "counting", f"{__name__}:CountingBackend")
+    """`lm: {backend: counting}` with the class registered in sqlshift.lm.api.BACKENDS: the runner evaluates through it."""
+    monkeypatch.setitem(lm_api.BACKENDS, "counting", f"{__name__}:CountingBackend")
     CountingBackend.made, CountingBackend.calls = [], 0
     cfg = config(tiny_model_dir, lm={"backend": "counting"})
     cfg["benchmarks"] = [{"benchmark": "toy_quiz", "items": 3}]

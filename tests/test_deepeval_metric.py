@@ -1,7 +1,7 @@
 """ExecutionAccuracy as a DeepEval metric: deterministic score and reason, no API key, no network.
 
 deepeval is the optional extra ``sqlshift[deepeval]``: the metric's tests skip without it, while the test that
-``sqlshift.metrics`` imports without it (and that the metric module names the extra) always runs.
+``sqlshift.sql`` imports without it (and that the metric module names the extra) always runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 import sqlshift
 from sqlshift.errors import DataError
-from sqlshift.sql import SqlSandbox
+from sqlshift.sql.sandbox import SqlSandbox
 
 INSTALL_HINT = "pip install 'sqlshift[deepeval]'"
 
@@ -27,7 +27,7 @@ INSTALL_HINT = "pip install 'sqlshift[deepeval]'"
 def metric_cls() -> type:
     """The ExecutionAccuracy class; skips the test when deepeval is not installed."""
     pytest.importorskip("deepeval", reason=f"deepeval is an optional extra: {INSTALL_HINT}")
-    from sqlshift.metrics.deepeval_metric import ExecutionAccuracy
+    from sqlshift.sql.deepeval_metric import ExecutionAccuracy
 
     return ExecutionAccuracy
 
@@ -37,11 +37,11 @@ def test_metrics_import_without_deepeval() -> None:
     code = textwrap.dedent("""
         import sys
         sys.modules["deepeval"] = None  # any `import deepeval...` now fails as if it were not installed
-        import sqlshift.metrics, sqlshift.metrics.execution, sqlshift.metrics.mmlu, sqlshift.metrics.stats
-        import sqlshift.cli, sqlshift.experiment, sqlshift.report
+        import sqlshift.sql, sqlshift.sql.execution, sqlshift.benchmarks.mmlu_prompts, sqlshift.stats
+        import sqlshift.cli, sqlshift.study.runner, sqlshift.report
         assert not any(m.startswith("deepeval") for m in sys.modules if sys.modules[m] is not None)
         try:
-            import sqlshift.metrics.deepeval_metric
+            import sqlshift.sql.deepeval_metric
         except ModuleNotFoundError as e:
             print(f"{e.name}|{e}")
     """)

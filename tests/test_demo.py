@@ -71,7 +71,7 @@ def test_every_gold_query_executes(demo: Path, split: str) -> None:
 
 
 def test_dev_spans_hardness_levels(demo: Path) -> None:
-    from sqlshift.metrics.hardness import hardness
+    from sqlshift.sql.hardness import hardness
 
     levels = {hardness(e.query) for e in load_spider(demo, "dev").examples}
     assert levels == {"easy", "medium", "hard", "extra"}

@@ -10,9 +10,9 @@ import pytest
 
 from sqlshift.data.spider import SpiderExample, SpiderSplit
 from sqlshift.errors import DataError
-from sqlshift.metrics.execution import (ERROR_TYPES, GoldCache, Pair, evaluate_split, judge_pairs, normalise,
-                                        read_predictions, remove_distinct, results_equal, run_eval_sql)
-from sqlshift.sql import SqlSandbox
+from sqlshift.sql.execution import (ERROR_TYPES, GoldCache, Pair, evaluate_split, judge_pairs, normalise,
+                                    read_predictions, remove_distinct, results_equal, run_eval_sql)
+from sqlshift.sql.sandbox import SqlSandbox
 
 RESULT_KEYS = {"id", "index", "db_id", "question", "hardness", "correct", "error_type", "error", "pred_sql", "gold_sql"}
 METRIC_KEYS = {"metric", "split", "mode", "execution_accuracy", "n", "n_correct", "ci95", "n_skipped", "skip_reasons",

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sqlshift.config import load_experiment
+from sqlshift.study.config import load_experiment
 from sqlshift.errors import ConfigError, EmptyPredictions
-from sqlshift.experiment import Runner, run_experiment, study_lock
+from sqlshift.study.runner import Runner, run_experiment, study_lock
 
 TRAIN_OVERRIDES = {"max_steps": 2, "save_steps": 1, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
                    "data.limit_n": 8, "max_length": 384, "prompt.max_prompt_tokens": 320,
@@ -158,7 +158,7 @@ def test_lambda_points_reproduce_base_and_run_scores_exactly(study: tuple[Path, 
 
 @pytest.mark.slow
 def test_only_selects_parts_and_names_the_valid_ones(study: tuple[Path, Path]) -> None:
-    from sqlshift.experiment import select
+    from sqlshift.study.runner import select
 
     cfg = load_experiment(study[0])
     assert select(cfg, ["lora"]).baseline is False and [r.name for r in select(cfg, ["lora"]).runs] == ["lora"]
@@ -224,8 +224,8 @@ def test_old_schema_is_rejected_with_its_keys_named(tmp_path: Path, tiny_model_d
 
 def tripwire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record any model load or training (neither may happen before validation has passed)."""
-    import sqlshift.experiment as experiment
-    import sqlshift.train as train
+    import sqlshift.study.runner as experiment
+    import sqlshift.train.trainer as train
 
     loads: list[str] = []
 
@@ -297,7 +297,7 @@ def test_axes_must_name_configured_benchmarks(tmp_path: Path, tiny_model_dir: Pa
 
 
 def test_two_processes_sharing_a_run_dir_keep_each_others_steps(tmp_path: Path) -> None:
-    from sqlshift.experiment import StepCache
+    from sqlshift.study.runner import StepCache
 
     a, b = StepCache(tmp_path / "steps.json"), StepCache(tmp_path / "steps.json")  # both read an empty file
     a.record("baseline/mmlu", "k1")
@@ -362,7 +362,7 @@ def test_second_whole_study_process_gets_a_config_error_naming_the_holder(tmp_pa
     run = tmp_path / "run"
     cfg = write_config(tmp_path, study_config(tiny_model_dir, runs=[]))
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from sqlshift.experiment import study_lock\n"
+        "import sys, time; from pathlib import Path; from sqlshift.study.runner import study_lock\n"
         f"with study_lock(Path({str(run)!r}), None):\n"
         "    print('locked', flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
     try:
@@ -391,7 +391,7 @@ def test_a_whole_study_blocked_by_parts_names_the_parts_not_a_finished_run(tmp_p
 def test_training_data_is_the_experiments_data_dir_not_the_first_benchmarks(tmp_path: Path,
                                                                             tiny_model_dir: Path) -> None:
     """A generality benchmark listed first with its own data_dir must not become the training data folder."""
-    from sqlshift.train import load_train_config
+    from sqlshift.train.trainer import load_train_config
 
     data = ensure_demo_copy(tmp_path / "data")
     cfg = study_config(tiny_model_dir, data_dir=str(data))

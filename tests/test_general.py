@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from general_lm import ScriptedLM
-from sqlshift.api import get_benchmark
+from sqlshift.benchmarks.api import get_benchmark
 from sqlshift.data.general import FILES, read_general
 from sqlshift.errors import BelowChance, DataError
 
@@ -205,8 +205,8 @@ def tiny_lm(tiny_model_dir: Path) -> Any:
     """sqlshift's own HF backend over the tiny random Llama: the production LM path on both sides."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sqlshift.lm_hf import HFLM
-    from sqlshift.models import prepare_tokenizer
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.lm.models import prepare_tokenizer
 
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(tiny_model_dir))
     return HFLM("tiny", dtype="fp32", loaded=(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), tok))
@@ -215,7 +215,7 @@ def tiny_lm(tiny_model_dir: Path) -> Any:
 def agreement(benches: list[Any], lm: Any, n: int) -> dict[str, tuple[int, list[str]]]:
     """Per task: items (of the first ``n``) where sqlshift and lm-eval (through the adapter, on the same file)
     give the same log-likelihoods and the same acc / acc_norm verdicts; and the differing items."""
-    from sqlshift import lmeval_bridge as bridge
+    from sqlshift.benchmarks import lmeval_bridge as bridge
 
     out = bridge.run_lmeval(bridge.adapter(lm), [bridge.task_config(b.name, b.path) for b in benches], limit=n)
     report = {}

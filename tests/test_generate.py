@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from sqlshift.data.spider import load_spider
-from sqlshift.generate import extract_sql, run_predict, stop_token_ids, write_official
+from sqlshift.sql.extract import extract_sql
+from sqlshift.cli.evaluate import run_predict
+from sqlshift.lm.models import stop_token_ids
+from sqlshift.sql.prediction_files import write_official
 from sqlshift.jsonl import read_jsonl
-from sqlshift.lm_hf import HFLM
-from sqlshift.prompts import PromptConfig
+from sqlshift.lm.hf import HFLM
+from sqlshift.sql.prompts import PromptConfig
 from test_lm_hf import CountingLM
 from test_prompts import make_tiny_spider
 
@@ -86,9 +89,9 @@ def test_predict_split_resumes_and_generates_only_missing_indices(lm: HFLM, tmp_
 
 def test_predictions_equal_a_fresh_run_and_the_lm_generations(lm: HFLM, tmp_path: Path) -> None:
     """What predict_split records is the LM's greedy generation for the builder's prompt, batched or not."""
-    from sqlshift.api import GenerateRequest
+    from sqlshift.lm.api import GenerateRequest
     from sqlshift.benchmarks.spider import predict_split
-    from sqlshift.prompts import PromptBuilder
+    from sqlshift.sql.prompts import PromptBuilder
 
     split = load_spider(make_tiny_spider(tmp_path / "spider"), "dev")
     split = dataclasses.replace(split, examples=split.examples[:3])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from general_lm import ScriptedLM
-from sqlshift.api import get_benchmark
+from sqlshift.benchmarks.api import get_benchmark
 from sqlshift.benchmarks import gsm8k as G
 from sqlshift.data.general import FILES
 from sqlshift.errors import ConfigError, EmptyPredictions
@@ -147,7 +147,7 @@ def test_gsm8k_zero_shot_agrees_with_lm_eval(tmp_path: Path) -> None:
     """lm-eval's own gsm8k task (0-shot, on the same file, through the adapter) gives the same prompts and
     the same strict and flexible verdicts on the same generations."""
     pytest.importorskip("lm_eval")
-    from sqlshift import lmeval_bridge as bridge
+    from sqlshift.benchmarks import lmeval_bridge as bridge
 
     path = write_gsm8k(tmp_path)
     b = bench("gsm8k", tmp_path, num_fewshot=0)
@@ -241,7 +241,7 @@ def test_ifeval_uses_the_chat_template_when_there_is_one(tmp_path: Path, tiny_mo
 def test_missing_lm_eval_is_one_line_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata
 
-    from sqlshift import lmeval_bridge
+    from sqlshift.benchmarks import lmeval_bridge
 
     def absent(name: str) -> str:
         raise importlib.metadata.PackageNotFoundError(name)

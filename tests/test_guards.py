@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 from sqlshift.benchmarks.common import below_chance_problem
-from sqlshift.config import load_experiment
+from sqlshift.study.config import load_experiment
 from sqlshift.data.demo import ensure_demo
 from sqlshift.errors import BelowChance, EmptyPredictions, ScorerFailure, SqlshiftError, TrainingDiverged
-from sqlshift.experiment import Runner
-from sqlshift.guards import check_below_chance
-from sqlshift.metrics.mmlu import below_chance_subjects
-from sqlshift.metrics.stats import below_chance_p
+from sqlshift.study.runner import Runner
+from sqlshift.benchmarks.guards import check_below_chance
+from sqlshift.benchmarks.mmlu_prompts import below_chance_subjects
+from sqlshift.stats import below_chance_p
 
 
 def test_seed_studys_mmlu_score_is_flagged_as_scorer_failure() -> None:

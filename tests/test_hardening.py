@@ -27,9 +27,9 @@ from sqlshift.data.mmlu import read_mmlu_csv
 from sqlshift.data.spider import SpiderExample, SpiderSplit, load_spider
 from sqlshift.errors import ConfigError, DataError
 from sqlshift.jsonl import read_jsonl
-from sqlshift.metrics.execution import GoldCache, Pair, evaluate_split, judge_pairs, read_predictions
+from sqlshift.sql.execution import GoldCache, Pair, evaluate_split, judge_pairs, read_predictions
 from sqlshift.outputs import (append_jsonl, atomic_write_json, atomic_write_text, exclusive_output, json_line)
-from sqlshift.sql import MAX_SQL_BYTES, SqlSandbox, classify_error, open_readonly
+from sqlshift.sql.sandbox import MAX_SQL_BYTES, SqlSandbox, classify_error, open_readonly
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 EMPTY_COLS = ", ".join(["''"] * 150)
@@ -228,7 +228,7 @@ def _alive(pid: int) -> bool:
 def test_workers_die_with_their_parent(tmp_path: Path, db: str, sig: int, in_thread: bool) -> None:
     code = textwrap.dedent(f"""
         import threading, time
-        from sqlshift.sql import SqlSandbox
+        from sqlshift.sql.sandbox import SqlSandbox
         sb = SqlSandbox(workers=2, timeout_s=60)
         def start():
             print(" ".join(map(str, sb.worker_pids())), flush=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sqlshift.data.spider import SpiderExample
-from sqlshift.metrics.hardness import (Counts, counts_from_sql, example_hardness, hardness, hardness_from_dict,
-                                       hardness_from_sql, level_from_counts)
+from sqlshift.sql.hardness import (Counts, counts_from_sql, example_hardness, hardness, hardness_from_dict,
+                                   hardness_from_sql, level_from_counts)
 
 
 @pytest.mark.parametrize("sql,level", [

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import torch
 
-from sqlshift.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
-from sqlshift.lm_hf import HFLM, pad_batch
+from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.hf import HFLM, pad_batch
 
 
 class CountingLM(LM):
@@ -201,7 +201,7 @@ CHAT = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
 def test_generation_stops_at_end_of_turn(lm: HFLM) -> None:
-    from sqlshift.generate import stop_token_ids
+    from sqlshift.lm.models import stop_token_ids
 
     tok = lm.tokenizer
     assert stop_token_ids(tok)[0] == tok.convert_tokens_to_ids("<|im_end|>")
@@ -253,7 +253,7 @@ def scores(lm: HFLM) -> list[float]:
 
 
 def test_adapter_scale_zero_is_the_base_one_is_the_merged_adapter(tiny_model_dir: Path, random_adapter: Path) -> None:
-    from sqlshift.models import load_model
+    from sqlshift.lm.models import load_model
 
     lm = HFLM(str(tiny_model_dir))
     base = scores(lm)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-import sqlshift.lm_vllm as lv
-from sqlshift.api import GenerateRequest, LoglikelihoodRequest, get_backend
+import sqlshift.lm.vllm as lv
+from sqlshift.lm.api import GenerateRequest, LoglikelihoodRequest, get_backend
 from sqlshift.errors import ConfigError, ModelError
 
 
@@ -35,8 +35,8 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, installed: bool, cuda: bool = Tru
 
 
 def test_vllm_requested_without_vllm_is_one_line_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlshift.config import LMSettings
-    from sqlshift.experiment import resolve_backend
+    from sqlshift.study.config import LMSettings
+    from sqlshift.study.runner import resolve_backend
 
     fake_vllm(monkeypatch, installed=False)
     for call in (lambda: resolve_backend(LMSettings(backend="vllm")), lambda: lv.VLLMLM("embedded")):
@@ -48,8 +48,8 @@ def test_vllm_requested_without_vllm_is_one_line_config_error(monkeypatch: pytes
 @pytest.mark.parametrize("cuda,vllm,device,want", [(False, True, "auto", "hf"), (True, True, "auto", "vllm"),
                                                    (True, True, "cpu", "hf"), (True, False, "auto", "hf")])
 def test_auto_backend(monkeypatch: pytest.MonkeyPatch, cuda: bool, vllm: bool, device: str, want: str) -> None:
-    from sqlshift.config import LMSettings
-    from sqlshift.experiment import resolve_backend
+    from sqlshift.study.config import LMSettings
+    from sqlshift.study.runner import resolve_backend
 
     fake_vllm(monkeypatch, installed=vllm, cuda=cuda)
     assert resolve_backend(LMSettings(device=device)) == want
@@ -57,8 +57,8 @@ def test_auto_backend(monkeypatch: pytest.MonkeyPatch, cuda: bool, vllm: bool, d
 
 
 def test_missing_vllm_on_cuda_warns_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from sqlshift.config import LMSettings
-    from sqlshift.experiment import _warn_no_vllm, resolve_backend
+    from sqlshift.study.config import LMSettings
+    from sqlshift.study.runner import _warn_no_vllm, resolve_backend
 
     fake_vllm(monkeypatch, installed=False)
     _warn_no_vllm.cache_clear()
@@ -76,7 +76,7 @@ def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sqlshift.models import load_model
+    from sqlshift.lm.models import load_model
 
     model, _ = load_model(str(tiny_model_dir), device="cpu", dtype="fp32")
     torch.manual_seed(1)
@@ -91,7 +91,7 @@ def logits_with(model_dir: Path, adapter: Path, scale: float) -> Any:
     """Logits of a fixed sequence through the HF path: base + adapter at ``scale`` (peft's scale_lora)."""
     import torch
 
-    from sqlshift.models import apply_adapter, load_model
+    from sqlshift.lm.models import apply_adapter, load_model
 
     model, _ = load_model(str(model_dir), device="cpu", dtype="fp32")
     model = apply_adapter(model, adapter, scale=scale).eval()
@@ -140,7 +140,7 @@ def test_check_adapter(tiny_adapter: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def pair(tiny_model_dir: Path) -> tuple[Any, Any]:
     """(HFLM, a VLLMLM shell with the same tokenizer and no engine)."""
-    from sqlshift.lm_hf import HFLM
+    from sqlshift.lm.hf import HFLM
 
     hf = HFLM(str(tiny_model_dir), device="cpu")
     shell = object.__new__(lv.VLLMLM)
@@ -176,7 +176,7 @@ def test_clip_keeps_the_latest_tokens(pair: tuple[Any, Any]) -> None:
 
 
 def test_finish_cuts_at_stop_ids_and_strings(pair: tuple[Any, Any]) -> None:
-    from sqlshift.generate import stop_token_ids
+    from sqlshift.lm.models import stop_token_ids
 
     _, vl = pair
     tok = vl.tokenizer
@@ -205,13 +205,13 @@ class FakeLLM:
     token, ``finish_reason`` is stop/length, prompt log-probs are ``[None, {id: Logprob(logprob, rank)}, ...]``."""
 
     def __init__(self, folder: str, **kw: Any) -> None:
-        from sqlshift.models import load_model
+        from sqlshift.lm.models import load_model
 
         self.model, _ = load_model(folder, device="cpu", dtype="fp32")
         self.kw = kw
 
     def generate(self, prompts: list[dict], params: Any, *, lora_request: Any = None, use_tqdm: Any = True) -> list:
-        from sqlshift.models import apply_adapter
+        from sqlshift.lm.models import apply_adapter
 
         params = params if isinstance(params, list) else [params] * len(prompts)
         model = apply_adapter(self.model, lora_request.lora_path) if lora_request else self.model
@@ -287,7 +287,7 @@ def test_vllm_agrees_with_hf_on_gpu(tmp_path: Path) -> None:
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from sqlshift.lm_hf import HFLM
+    from sqlshift.lm.hf import HFLM
 
     spec = os.environ.get("SQLSHIFT_VLLM_TEST_MODEL", "embedded")
     vl = lv.VLLMLM(spec, max_model_len=2048, gpu_memory_utilization=0.4, cache_dir=tmp_path, progress=False)

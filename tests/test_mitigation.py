@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from sqlshift.models import apply_adapter, load_model
+from sqlshift.lm.models import apply_adapter, load_model
 
 
 def logits(model: torch.nn.Module, tok, text: str = "SELECT count(*) FROM singer") -> torch.Tensor:

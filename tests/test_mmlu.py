@@ -16,8 +16,8 @@ from sqlshift.data.mmlu import (CATEGORIES, SEED_SUBJECTS, SUBJECTS, MMLUQuestio
                                 resolve_subjects, seed_sample)
 from sqlshift.errors import ConfigError, DataError
 from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings, question_id
-from sqlshift.lm_hf import HFLM
-from sqlshift.metrics.mmlu import build_context, build_metrics, check_letter_tokens
+from sqlshift.lm.hf import HFLM
+from sqlshift.benchmarks.mmlu_prompts import build_context, build_metrics, check_letter_tokens
 
 SYNTH_SUBJECTS = ("philosophy", "high_school_computer_science", "anatomy", "sociology")
 

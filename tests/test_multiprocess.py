@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sqlshift.data.demo import ensure_demo
-from sqlshift.models import load_model
+from sqlshift.lm.models import load_model
 
 TRAIN_CONFIG = Path(__file__).parents[1] / "src" / "sqlshift" / "configs" / "train" / "embedded-cpu.yaml"
 

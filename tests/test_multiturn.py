@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from sqlshift.api import LM, GenerateRequest, Generation, get_benchmark
+from sqlshift.lm.api import LM, GenerateRequest, Generation
+from sqlshift.benchmarks.api import get_benchmark
 from sqlshift.benchmarks.multiturn import (HISTORY_HEADER, CoSQLBenchmark, MultiTurnSettings, SParCBenchmark,
                                            turn_prompt)
 from sqlshift.data.multiturn import load_multiturn, normalise_gold
 from sqlshift.errors import EmptyPredictions
 from sqlshift.jsonl import read_jsonl
-from sqlshift.prompts import PromptBuilder, PromptConfig
+from sqlshift.sql.prompts import PromptBuilder, PromptConfig
 
 DBS = {
     "shop": ("CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price NUMBER)",
@@ -312,7 +313,7 @@ def test_registry_settings_and_names(root: Path) -> None:
 def test_real_release_counts_and_gold_normalisation(data_dir: Path, name: str, n_inter: int, n_turns: int,
                                                     raw_ok: int, evaluable: int, spaced: int) -> None:
     """The data card's counts: gold executing before normalisation, and all but one after."""
-    from sqlshift.sql import SqlSandbox
+    from sqlshift.sql.sandbox import SqlSandbox
 
     split = load_multiturn(data_dir / name, data_dir / "spider" / "database")
     assert len(split.interactions) + len(split.skipped) == n_inter
@@ -330,7 +331,7 @@ def test_real_release_counts_and_gold_normalisation(data_dir: Path, name: str, n
 @pytest.mark.slow
 def test_tiny_model_end_to_end_through_hflm(root: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     """A real (random, 2-layer) model behind HFLM: chat-templated prompts, turn-synchronous decoding, both files."""
-    from sqlshift.lm_hf import HFLM
+    from sqlshift.lm.hf import HFLM
 
     lm = HFLM(str(tiny_model_dir), device="cpu", dtype="float32")
     b = bench(root, history="questions+sql", max_new_tokens=8, batch_size=2)

@@ -31,8 +31,8 @@ LOAD_SHIPPED = textwrap.dedent("""
     from pathlib import Path
     import yaml
     import sqlshift
-    from sqlshift.config import load_experiment
-    from sqlshift.train import load_train_config, resolve_train_config
+    from sqlshift.study.config import load_experiment
+    from sqlshift.train.trainer import load_train_config, resolve_train_config
     from sqlshift.data.demo import ensure_demo
 
     pkg = Path(sqlshift.__file__).parent

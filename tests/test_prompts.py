@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from sqlshift.data.spider import load_spider
-from sqlshift.prompts import (BuiltPrompt, PromptBuilder, PromptConfig, build_messages, build_schema,
-                              completion_text, prompt_length_stats, render_prompt, schema_text)
+from sqlshift.sql.prompts import (BuiltPrompt, PromptBuilder, PromptConfig, build_messages, build_schema,
+                                  completion_text, prompt_length_stats, render_prompt, schema_text)
 
 TABLES = {
     "db_id": "concert",
@@ -83,7 +83,7 @@ def make_tiny_spider(root: Path, n_repeat: int = 1) -> Path:
 
 @pytest.fixture(scope="module")
 def tok(tiny_model_dir: Path):
-    from sqlshift.models import load_tokenizer
+    from sqlshift.lm.models import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 

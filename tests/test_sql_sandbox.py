@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlshift.sql import ExecResult, SqlSandbox, classify_error, run_query
+from sqlshift.sql.sandbox import ExecResult, SqlSandbox, classify_error, run_query
 
 TIMEOUT = 1.5
 

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from sqlshift.errors import ConfigError, ScorerFailure
-from sqlshift.train import (TrainConfig, build_training_rows, check_mask_coverage, load_train_config, make_trainer,
-                            n_replay_for, parse_overrides, resolve_train_config, tokenize_like_trl, train,
-                            validate_train_overrides, verify_trainer_dataset)
+from sqlshift.train.trainer import (TrainConfig, build_training_rows, check_mask_coverage, load_train_config, make_trainer,
+                                    n_replay_for, parse_overrides, resolve_train_config, tokenize_like_trl, train,
+                                    validate_train_overrides, verify_trainer_dataset)
 from test_prompts import make_tiny_spider
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
@@ -19,7 +19,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 
 @pytest.fixture(scope="module")
 def tok(tiny_model_dir: Path):
-    from sqlshift.models import load_tokenizer
+    from sqlshift.lm.models import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -112,7 +112,7 @@ def test_presets_load_and_match_the_paper() -> None:
 
 
 def test_completion_only_masking_matches_trl(tok, tiny_model_dir: Path, spider_dir: Path, tmp_path: Path) -> None:
-    from sqlshift.models import load_model
+    from sqlshift.lm.models import load_model
 
     cfg = tiny_cfg(tiny_model_dir, spider_dir)
     rows, summary = build_training_rows(tok, cfg)
@@ -164,12 +164,12 @@ def test_short_run_lowers_loss_saves_adapter_and_resumes(tiny_model_dir: Path, s
                                                         monkeypatch, caplog) -> None:
     from trl import SFTTrainer
 
-    from sqlshift.models import load_model
+    from sqlshift.lm.models import load_model
 
     import logging
 
     out = tmp_path / "run"
-    with caplog.at_level(logging.DEBUG, logger="sqlshift.train"):
+    with caplog.at_level(logging.DEBUG, logger="sqlshift.train.trainer"):
         train(tiny_cfg(tiny_model_dir, spider_dir, max_steps=3, resume=True), out)
     infos = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not any("no checkpoint" in m for m in infos)  # a first run is not news (debug only)
@@ -186,7 +186,7 @@ def test_short_run_lowers_loss_saves_adapter_and_resumes(tiny_model_dir: Path, s
         return real_step(self, *a, **k)
 
     monkeypatch.setattr(SFTTrainer, "training_step", counting)
-    with caplog.at_level(logging.INFO, logger="sqlshift.train"):
+    with caplog.at_level(logging.INFO, logger="sqlshift.train.trainer"):
         train(tiny_cfg(tiny_model_dir, spider_dir, max_steps=5, resume=True), out)
     assert "resumed from checkpoint-3" in caplog.text
     assert steps["n"] == 2  # only steps 4 and 5 ran
@@ -212,8 +212,8 @@ def test_embedded_model_after_short_finetune_gives_parseable_sql(data_dir: Path,
 
     from sqlshift.benchmarks.spider import predict_split
     from sqlshift.data.spider import load_spider
-    from sqlshift.lm_hf import HFLM
-    from sqlshift.prompts import PromptConfig
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.sql.prompts import PromptConfig
 
     cfg = load_train_config(CONFIGS / "embedded-cpu.yaml",
                             {"data.spider_dir": str(data_dir / "spider"), "data.limit_n": 32, "max_steps": 6,
@@ -237,7 +237,7 @@ def test_embedded_model_after_short_finetune_gives_parseable_sql(data_dir: Path,
 def test_cudnn_sdpa_is_left_alone_off_cuda_and_for_eager() -> None:
     import torch
 
-    from sqlshift.train import avoid_cudnn_sdpa_backward
+    from sqlshift.train.trainer import avoid_cudnn_sdpa_backward
 
     before = torch.backends.cuda.cudnn_sdp_enabled()
     assert avoid_cudnn_sdpa_backward(TrainConfig(attn_implementation="eager")) is False
@@ -249,7 +249,7 @@ def test_cudnn_sdpa_is_left_alone_off_cuda_and_for_eager() -> None:
 def test_fast_path_changes_nothing_on_cpu() -> None:
     import torch
 
-    from sqlshift.train import resolve_speed_path
+    from sqlshift.train.trainer import resolve_speed_path
 
     if torch.cuda.is_available():
         pytest.skip("checks the CPU path")
@@ -266,8 +266,8 @@ def test_padding_free_batch_gives_the_per_example_losses(tok, tiny_model_dir: Pa
     import torch
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from sqlshift.models import load_model
-    from sqlshift.train import SpeedPath
+    from sqlshift.lm.models import load_model
+    from sqlshift.train.trainer import SpeedPath
 
     cfg = tiny_cfg(tiny_model_dir, spider_dir)
     rows, _ = build_training_rows(tok, cfg)
@@ -302,8 +302,8 @@ def test_two_visible_gpus_train_on_one_without_data_parallel(tok, tiny_model_dir
 
     import torch
 
-    import sqlshift.train as train_mod
-    from sqlshift.models import load_model
+    import sqlshift.train.trainer as train_mod
+    from sqlshift.lm.models import load_model
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
@@ -316,7 +316,7 @@ def test_two_visible_gpus_train_on_one_without_data_parallel(tok, tiny_model_dir
         with pytest.raises(ValueError, match="DataParallel"):
             make_trainer(model, tok, rows, cfg, tmp_path / "dp0")
     model, _ = load_model(str(tiny_model_dir))
-    with caplog.at_level(logging.WARNING, logger="sqlshift.train"):
+    with caplog.at_level(logging.WARNING, logger="sqlshift.train.trainer"):
         tr = make_trainer(model, tok, rows, cfg, tmp_path / "dp")
     assert "2 GPUs visible" in caplog.text and "cuda:0 only" in caplog.text
     assert "accelerate launch --multi_gpu --num_processes 2 -m sqlshift.cli train" in caplog.text
@@ -330,13 +330,13 @@ def test_console_says_what_matters(tmp_path: Path, caplog) -> None:
     import logging
     import warnings
 
-    from sqlshift.train import quiet_library_warnings, run_trainer
+    from sqlshift.train.trainer import quiet_library_warnings, run_trainer
 
     class Interrupted:
         def train(self, resume_from_checkpoint=None):
             raise KeyboardInterrupt
 
-    with caplog.at_level(logging.INFO, logger="sqlshift.train"), pytest.raises(KeyboardInterrupt):
+    with caplog.at_level(logging.INFO, logger="sqlshift.train.trainer"), pytest.raises(KeyboardInterrupt):
         run_trainer(Interrupted(), None)
     assert "interrupted: rerun the same command to resume" in caplog.text
     with warnings.catch_warnings(record=True) as seen:

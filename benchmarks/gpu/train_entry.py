@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sqlshift.train import run_train
+from sqlshift.train.trainer import run_train
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -1,1 +1,1 @@
-"""Benchmarks behind the `Benchmark` contract (sqlshift.api); each module is one benchmark family."""
+"""Benchmarks behind the `Benchmark` contract (sqlshift.benchmarks.api); each module is one benchmark family."""

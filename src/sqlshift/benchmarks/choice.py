@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from sqlshift.api import Benchmark, BenchmarkSettings, LM, LoglikelihoodRequest
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
+from sqlshift.lm.api import LM, LoglikelihoodRequest
 from sqlshift.benchmarks.common import (ResultsFile, accuracy_metrics, base_metrics, below_chance_problem,
                                         chance_test, choice_habit, sample_items, write_metrics)
 from sqlshift.data.general import general_file, missing_problem, read_general

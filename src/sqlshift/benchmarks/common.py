@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from sqlshift.errors import BelowChance
 from sqlshift.jsonl import read_jsonl
-from sqlshift.metrics.stats import accuracy_summary, below_chance_p
+from sqlshift.stats import accuracy_summary, below_chance_p
 
 T = TypeVar("T")
 

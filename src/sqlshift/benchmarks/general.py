@@ -2,7 +2,7 @@
 
 Each class turns one row of its local file into the requests lm-eval builds for the same document (its
 ``doc_to_text``, ``doc_to_choice``, ``doc_to_target``); ``tests/test_general.py`` checks that lm-eval, run on the
-same file through :mod:`sqlshift.lmeval_bridge`, makes identical per-item predictions. Headlines follow what the
+same file through :mod:`sqlshift.benchmarks.lmeval_bridge`, makes identical per-item predictions. Headlines follow what the
 field reports: ``acc_norm`` for HellaSwag, ARC and PIQA (the Open LLM Leaderboard), ``acc`` for the rest.
 """
 

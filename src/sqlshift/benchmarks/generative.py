@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
-from sqlshift.api import LM, Benchmark, BenchmarkSettings, GenerateRequest, Generation
+from sqlshift.lm.api import LM, GenerateRequest, Generation
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import ResultsFile
 from sqlshift.data.general import general_file, missing_problem
 from sqlshift.errors import ConfigError, EmptyPredictions

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sqlshift.api import LM, GenerateRequest, Generation
+from sqlshift.lm.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.common import base_metrics, sample_items, write_metrics
 from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generate_rows,
                                             generation_health)

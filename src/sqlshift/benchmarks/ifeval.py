@@ -20,12 +20,12 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from sqlshift.api import LM, GenerateRequest, Generation
+from sqlshift.lm.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.common import base_metrics, sample_items, write_metrics
 from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generate_rows,
                                             generation_health)
 from sqlshift.data.general import read_general
-from sqlshift.metrics.stats import accuracy_summary
+from sqlshift.stats import accuracy_summary
 
 #: nltk data the checkers load, and what a missing one disables
 NLTK_RESOURCES: dict[str, str] = {"tokenizers/punkt_tab": "nltk.word_tokenize (change_case:capital_word_frequency)",
@@ -48,7 +48,7 @@ def no_nltk_download() -> Iterator[list[str]]:
 
 def checkers() -> Any:
     """lm-eval's ifeval ``utils`` module (InputExample and the strict/loose tests), imported offline."""
-    from sqlshift.lmeval_bridge import require_lm_eval
+    from sqlshift.benchmarks.lmeval_bridge import require_lm_eval
 
     require_lm_eval()
     with no_nltk_download(), contextlib.redirect_stdout(io.StringIO()):  # it prints "Downloaded punkt_tab" anyway

@@ -1,6 +1,6 @@
 """MMLU by log-likelihood as a :class:`Benchmark` (letter or cloze scoring, k-shot, plain or chat prompts).
 
-Prompts and metrics live in :mod:`sqlshift.metrics.mmlu`; this module turns questions into ``LM.loglikelihood``
+Prompts and metrics live in :mod:`sqlshift.benchmarks.mmlu_prompts`; this module turns questions into ``LM.loglikelihood``
 requests (four per question) and rows into ``results.jsonl`` / ``metrics.json``. The CLI ``eval-mmlu`` and the
 runner both go through :meth:`MMLUBenchmark.evaluate`, so they cannot drift apart.
 """
@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sqlshift.api import LM, Benchmark, BenchmarkSettings, LoglikelihoodRequest
+from sqlshift.lm.api import LM, LoglikelihoodRequest
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import ONE_ANSWER_SHARE, ResultsFile, base_metrics, sample_items, write_metrics
 from sqlshift.data.mmlu import LETTERS, MMLUQuestion
 from sqlshift.errors import BelowChance, ConfigError
@@ -90,7 +91,7 @@ class MMLUBenchmark(Benchmark):
 
     def requests(self, q: MMLUQuestion, mode: str, shots: list[MMLUQuestion], tok: Any) -> list[LoglikelihoodRequest]:
         """Four requests: `` A``..`` D`` after the lettered prompt, or each answer text after the cloze prompt."""
-        from sqlshift.metrics.mmlu import build_context
+        from sqlshift.benchmarks.mmlu_prompts import build_context
 
         ctx = build_context(q, mode, shots, self.settings.chat, tok)
         conts = [f" {L}" for L in LETTERS] if mode == "letter" else [" " + c.strip() for c in q.choices]
@@ -98,7 +99,7 @@ class MMLUBenchmark(Benchmark):
 
     def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
         from sqlshift.data.mmlu import load_fewshot, question_indices
-        from sqlshift.metrics.mmlu import build_metrics, resolve_mode, result_row
+        from sqlshift.benchmarks.mmlu_prompts import build_metrics, resolve_mode, result_row
 
         s = self.settings
         qs = self.questions()
@@ -129,7 +130,7 @@ class MMLUBenchmark(Benchmark):
         return write_metrics(out_dir, metrics)
 
     def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        from sqlshift.guards import check_below_chance
+        from sqlshift.benchmarks.guards import check_below_chance
 
         msg = check_below_chance(metrics)
         if msg:

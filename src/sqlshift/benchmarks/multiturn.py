@@ -1,7 +1,7 @@
 """SParC and CoSQL: context-dependent Text-to-SQL, scored per turn (question match) and per interaction.
 
 The question "does single-turn Spider fine-tuning transfer to follow-up questions?" needs the fine-tuned model to
-see the prompt it was trained on. So each turn's prompt is Spider's own (:func:`sqlshift.prompts.build_messages`:
+see the prompt it was trained on. So each turn's prompt is Spider's own (:func:`sqlshift.sql.prompts.build_messages`:
 same system prompt, schema serialisation and question line), with the conversation so far appended after the
 schema as a numbered list of the earlier questions::
 
@@ -18,11 +18,11 @@ schema as a numbered list of the earlier questions::
 With ``history: questions+sql`` each earlier question is followed by ``   SQL: <the model's own prediction>``
 (never the gold: that would leak answers), so turn t waits for turn t-1 and generation runs turn by turn, batched
 across interactions. The first turn's prompt is exactly Spider's. Prompts are fitted to the token budget by
-:func:`sqlshift.prompts.fit_schema` with the tables named in the conversation protected; when that is not enough
+:func:`sqlshift.sql.prompts.fit_schema` with the tables named in the conversation protected; when that is not enough
 without dropping a protected table, the oldest earlier turns go first (counted per row in ``history_dropped``);
 if even no history fits that way, the prompt without history is used when it fits the budget, else the full one.
 
-Scoring is Spider's execution semantics (:func:`sqlshift.metrics.execution.judge_pairs`). The release's gold SQL
+Scoring is Spider's execution semantics (:func:`sqlshift.sql.execution.judge_pairs`). The release's gold SQL
 has spaced operators (``! =``, ``< =``, ``> =``) that SQLite rejects; they are joined before scoring
 (:func:`sqlshift.data.multiturn.normalise_gold`), counted in ``gold_normalised``, and gold that still fails is a
 ``gold_error`` row: out of n, listed in ``gold_failed``.
@@ -38,17 +38,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sqlshift.api import LM, Benchmark, BenchmarkSettings, GenerateRequest, Generation
+from sqlshift.lm.api import LM, GenerateRequest, Generation
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import ResultsFile, accuracy_metrics, base_metrics, sample_items, write_metrics
 from sqlshift.data.multiturn import Interaction, MultiTurnSplit, Turn, load_multiturn, split_files
 from sqlshift.errors import EmptyPredictions
-from sqlshift.generate import extract_sql
-from sqlshift.metrics.execution import ERROR_TYPES, Pair, judge_pairs
-from sqlshift.metrics.hardness import LEVELS, hardness
-from sqlshift.metrics.stats import accuracy_summary
-from sqlshift.prompts import (BuiltPrompt, PromptBuilder, PromptConfig, Schema, fit_schema, mentioned_tables,
-                              prompt_length_stats, sql_tables)
-from sqlshift.sql import DEFAULT_TIMEOUT_S, SqlSandbox
+from sqlshift.sql.extract import extract_sql
+from sqlshift.sql.execution import ERROR_TYPES, Pair, judge_pairs
+from sqlshift.sql.hardness import LEVELS, hardness
+from sqlshift.stats import accuracy_summary
+from sqlshift.sql.prompts import (BuiltPrompt, PromptBuilder, PromptConfig, Schema, fit_schema, mentioned_tables,
+                                  prompt_length_stats, sql_tables)
+from sqlshift.sql.sandbox import DEFAULT_TIMEOUT_S, SqlSandbox
 
 History = Literal["questions", "questions+sql"]
 HISTORY_HEADER = "Earlier questions in this conversation (the question below may refer to them):"

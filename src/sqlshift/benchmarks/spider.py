@@ -1,8 +1,8 @@
 """Spider Execution Accuracy (dev and the robustness variants Syn / Realistic / DK) as a :class:`Benchmark`.
 
-The model writes one SQLite query per question (prompts from :class:`sqlshift.prompts.PromptBuilder`, the same
+The model writes one SQLite query per question (prompts from :class:`sqlshift.sql.prompts.PromptBuilder`, the same
 builder training uses); predictions are appended to ``predictions.jsonl`` as produced, then every query runs in the
-sandbox and is judged with the official test-suite semantics (:mod:`sqlshift.metrics.execution`).
+sandbox and is judged with the official test-suite semantics (:mod:`sqlshift.sql.execution`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sqlshift.api import LM, Benchmark, BenchmarkSettings, GenerateRequest
+from sqlshift.lm.api import LM, GenerateRequest
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import sample_items, write_metrics
 from sqlshift.errors import EmptyPredictions
 from sqlshift.jsonl import read_jsonl
-from sqlshift.prompts import PromptConfig
+from sqlshift.sql.prompts import PromptConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SpiderSettings(BenchmarkSettings):
 
 def prediction_record(example: Any, text: str, n_tokens: int, hit_limit: bool, prompt: Any) -> dict[str, Any]:
     """One predictions.jsonl line (DESIGN.md format, plus prompt length and truncation)."""
-    from sqlshift.generate import extract_sql
+    from sqlshift.sql.extract import extract_sql
 
     sql, how = extract_sql(text)
     rec = {"index": example.index, "db_id": example.db_id, "sql": sql, "raw": text, "n_new_tokens": n_tokens,
@@ -52,7 +53,7 @@ def predict_split(lm: LM, split: Any, out_path: Path, *, prompt_cfg: PromptConfi
                   max_new_tokens: int) -> list[dict[str, Any]]:
     """Predict SQL for every example of ``split`` into ``out_path`` (resumable); returns them in split order."""
     from sqlshift.outputs import append_jsonl
-    from sqlshift.prompts import PromptBuilder
+    from sqlshift.sql.prompts import PromptBuilder
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     done = {r["index"]: r for r in read_jsonl(out_path, repair=True)}
@@ -117,7 +118,7 @@ class SpiderBenchmark(Benchmark):
         return dataclasses.replace(split, examples=keep)
 
     def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        from sqlshift.metrics.execution import evaluate_split
+        from sqlshift.sql.execution import evaluate_split
 
         s = self.settings
         split = self.load()

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlshift.metrics.execution import ERROR_TYPES
-from sqlshift.metrics.hardness import LEVELS
-from sqlshift.metrics.stats import accuracy_summary
+from sqlshift.sql.execution import ERROR_TYPES
+from sqlshift.sql.hardness import LEVELS
+from sqlshift.stats import accuracy_summary
 from sqlshift.report.load import BenchResult, Model, Study
 from sqlshift.report.render import Table
 from sqlshift.report.stats import ALPHA, DASH, acc_ci, fmt_ci, pct, pts, pval, paired_test
@@ -132,7 +132,7 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
 
 def letter_habit(b: BenchResult) -> dict[str, Any] | None:
     """MMLU letter counts and prior-corrected accuracy: from metrics.json, or computed from the rows."""
-    from sqlshift.metrics.mmlu import letter_bias
+    from sqlshift.benchmarks.mmlu_prompts import letter_bias
 
     out = {k: b.metrics.get(k) for k in ("pred_counts", "gold_counts", "prior_corrected_accuracy")}
     if b.rows and all({"pred", "gold"} <= r.keys() for r in b.rows) and None in out.values():

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlshift.errors import DataError
 from sqlshift.jsonl import read_jsonl
-from sqlshift.metrics.stats import wilson_ci
+from sqlshift.stats import wilson_ci
 
 KIND_RANK = {"baseline": 0, "run": 1, "checkpoint": 1, "interpolation": 2}
 DEFAULT_MAX_DROP = 2.0
@@ -206,7 +206,7 @@ def load_failures(run_dir: Path) -> dict[str, str]:
 
 def diverged_runs(histories: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """run -> first step with a non-finite logged loss or gradient norm (such an adapter is broken, not forgetful)."""
-    from sqlshift.train import first_non_finite
+    from sqlshift.train.trainer import first_non_finite
 
     return {run: step for run, rows in histories.items() if (step := first_non_finite(rows)) is not None}
 

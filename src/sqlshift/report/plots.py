@@ -9,8 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from sqlshift.metrics.execution import ERROR_TYPES
-from sqlshift.metrics.hardness import LEVELS
+from sqlshift.sql.execution import ERROR_TYPES
+from sqlshift.sql.hardness import LEVELS
 from sqlshift.report.frontier import axis_labels, interpolation_paths
 from sqlshift.report.kinds import by_hardness, text2sql_folder
 from sqlshift.report.load import Study

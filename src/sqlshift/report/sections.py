@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlshift.report import kinds, tables
+import sqlshift.report.kinds as kinds
+import sqlshift.report.tables as tables
 from sqlshift.report.frontier import frontier_table, frontier_text
 from sqlshift.report.load import Study
 from sqlshift.report.render import Section, Table

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sqlshift.metrics.stats import mcnemar, significance_label, wilson_ci
+from sqlshift.stats import mcnemar, significance_label, wilson_ci
 
 ALPHA = 0.05
 #: below-chance p under which a multiple-choice score means a broken scorer, not forgetting (as in guards)

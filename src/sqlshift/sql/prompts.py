@@ -19,7 +19,7 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sqlshift.errors import DataError
-from sqlshift.sql import open_readonly
+from sqlshift.sql.sandbox import open_readonly
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a Text-to-SQL assistant. Given a SQLite database schema and a question, "

@@ -38,12 +38,12 @@ from sqlglot.tokens import TokenType
 
 from sqlshift.data.spider import SpiderSplit, load_spider
 from sqlshift.errors import ConfigError, DataError
-from sqlshift.metrics.hardness import LEVELS, example_hardness
-from sqlshift.metrics.prediction_files import read_predictions  # noqa: F401  (public here since the start)
-from sqlshift.metrics.stats import accuracy_summary
+from sqlshift.sql.hardness import LEVELS, example_hardness
+from sqlshift.sql.prediction_files import read_predictions  # noqa: F401  (public here since the start)
+from sqlshift.stats import accuracy_summary
 from sqlshift.outputs import append_jsonl, atomic_jsonl, atomic_write_bytes, atomic_write_json, exclusive_output
-from sqlshift.sql import DEFAULT_TIMEOUT_S, ExecResult, Limits, SqlSandbox
-from sqlshift.sql_worker import precheck_sql, run_query, short_message
+from sqlshift.sql.sandbox import DEFAULT_TIMEOUT_S, ExecResult, Limits, SqlSandbox
+from sqlshift.sql.worker import precheck_sql, run_query, short_message
 
 MODES = ("official", "simple")
 ERROR_TYPES = ("correct", "wrong_result", "syntax_error", "unknown_table", "unknown_column", "timeout",

@@ -1,6 +1,6 @@
 """Execution Accuracy as a DeepEval metric, so EX can sit beside other DeepEval metrics in one evaluation.
 
-The score is deterministic (the sandboxed execution of :mod:`sqlshift.metrics.execution`): no LLM judge, no API
+The score is deterministic (the sandboxed execution of :mod:`sqlshift.sql.execution`): no LLM judge, no API
 key, no network. Telemetry is switched off before deepeval is imported.
 
 deepeval is an optional extra (``pip install 'sqlshift[deepeval]'``): its exact pin and its dependencies (openai,
@@ -22,12 +22,12 @@ try:  # noqa: E402  (telemetry must be off first)
 except ModuleNotFoundError as e:
     if (e.name or "").split(".")[0] != "deepeval":
         raise  # deepeval is there but one of its own dependencies is broken: show that error as it is
-    raise ModuleNotFoundError("sqlshift.metrics.deepeval_metric needs deepeval, an optional extra of sqlshift "
+    raise ModuleNotFoundError("sqlshift.sql.deepeval_metric needs deepeval, an optional extra of sqlshift "
                               "(fix: pip install 'sqlshift[deepeval]')", name="deepeval") from e
 
 from sqlshift.errors import DataError  # noqa: E402
-from sqlshift.metrics.execution import GoldCache, Pair, judge_pairs  # noqa: E402
-from sqlshift.sql import DEFAULT_TIMEOUT_S, SqlSandbox  # noqa: E402
+from sqlshift.sql.execution import GoldCache, Pair, judge_pairs  # noqa: E402
+from sqlshift.sql.sandbox import DEFAULT_TIMEOUT_S, SqlSandbox  # noqa: E402
 
 
 class ExecutionAccuracy(BaseMetric):

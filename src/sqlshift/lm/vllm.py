@@ -1,8 +1,8 @@
-"""The vLLM implementation of :class:`sqlshift.api.LM`: the same greedy generations and log-likelihoods, about ten
+"""The vLLM implementation of :class:`sqlshift.lm.api.LM`: the same greedy generations and log-likelihoods, about ten
 times faster on a GPU (MODELS.md: 972 Spider prompts in 2.6 s against ≈ 30 s for transformers at batch 256).
 
 One engine per base model serves every adapter through ``LoRARequest`` (an engine start costs minutes). Requests
-go in as token ids built exactly as :class:`sqlshift.lm_hf.HFLM` builds them, and generation stops at the same ids
+go in as token ids built exactly as :class:`sqlshift.lm.hf.HFLM` builds them, and generation stops at the same ids
 (EOS and end-of-turn, nothing else), so the two backends differ only by their bf16 kernels. A LoRA scale λ ≠ 1 is
 served as a copy of the adapter with every ``lora_B`` multiplied by λ, which is what peft's scaling does.
 ``import vllm`` happens only in the constructor: this module imports anywhere.
@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
 from sqlshift.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,10 @@ def transformers_folder(spec: str | None, cache: Path) -> str:
     """What vLLM can load for a model spec: a Hub id or folder as is; a GGUF (or ``embedded``) exported once.
 
     vLLM's own GGUF loader covers few architectures and would run the quantized weights, while the HF backend runs
-    them de-quantized; exporting with :func:`sqlshift.models.export_model` (bf16 safetensors, as
+    them de-quantized; exporting with :func:`sqlshift.lm.models.export_model` (bf16 safetensors, as
     ``sqlshift export-model --dtype bf16`` and the GPU setup do) gives both backends the same weights. The export
     goes to ``<cache>/models/<stem>-<hash of path, size, mtime>`` once (de-quantizing 1.5B takes ~40 s)."""
-    from sqlshift.models import export_model, resolve_spec
+    from sqlshift.lm.models import export_model, resolve_spec
 
     src = resolve_spec(spec)
     if src.gguf_file is None:
@@ -119,7 +119,7 @@ def scaled_adapter(path: Path, scale: float, cache: Path, fingerprint: str | Non
     under ``<cache>/lora/<adapter hash>-x<λ>``, so each (adapter, λ) is written once."""
     from safetensors.torch import load_file, save_file
 
-    from sqlshift.lm_hf import adapter_fingerprint
+    from sqlshift.lm.hf import adapter_fingerprint
 
     path = Path(path)
     if scale == 1.0:
@@ -157,7 +157,7 @@ class VLLMLM(LM):
         require_vllm()
         import vllm
 
-        from sqlshift.models import load_tokenizer
+        from sqlshift.lm.models import load_tokenizer
 
         if dtype not in VLLM_DTYPES:
             raise ConfigError(f"unknown dtype '{dtype}' for vLLM", f"use one of {', '.join(VLLM_DTYPES)}")
@@ -199,7 +199,7 @@ class VLLMLM(LM):
             return
         from vllm.lora.request import LoRARequest
 
-        from sqlshift.lm_hf import adapter_fingerprint
+        from sqlshift.lm.hf import adapter_fingerprint
 
         check_adapter(Path(path), self.max_lora_rank)
         fp = adapter_fingerprint(Path(path))
@@ -215,12 +215,12 @@ class VLLMLM(LM):
 
     # ---- tokenisation: the HF backend's, so both score the same ids ----------------------------------------
     def encode_context(self, text: str) -> list[int]:
-        from sqlshift.lm_hf import HFLM
+        from sqlshift.lm.hf import HFLM
 
         return HFLM.encode_context(self, text)  # type: ignore[arg-type]  # uses only .tokenizer
 
     def encode_continuation(self, text: str) -> list[int]:
-        from sqlshift.lm_hf import HFLM
+        from sqlshift.lm.hf import HFLM
 
         return HFLM.encode_continuation(self, text)  # type: ignore[arg-type]
 
@@ -251,7 +251,7 @@ class VLLMLM(LM):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        from sqlshift.generate import stop_token_ids
+        from sqlshift.lm.models import stop_token_ids
 
         if not requests:
             return []

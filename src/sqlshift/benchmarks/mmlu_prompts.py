@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA, BELOW_CHANCE_MIN_N
-from sqlshift.data.mmlu import CATEGORY_NAMES, LETTERS, MMLUQuestion, question_block, resolve_mmlu_dir, subject_name
-from sqlshift.errors import ConfigError, DataError, ScorerFailure
-from sqlshift.metrics.stats import accuracy_summary, below_chance_p, format_ci
+from sqlshift.data.mmlu import CATEGORY_NAMES, LETTERS, MMLUQuestion, question_block, subject_name
+from sqlshift.errors import ConfigError, ScorerFailure
+from sqlshift.stats import accuracy_summary, below_chance_p
 
 log = logging.getLogger(__name__)
 
@@ -199,51 +198,3 @@ def resolve_mode(tok: Any, mode: str, warnings: list[str]) -> tuple[str, list[in
         log.warning(msg)
         warnings.append(msg)
         return "cloze", None
-
-
-def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, subjects: str | Sequence[str] = "seed",
-                  mode: str = "letter", k_shot: int = 0, chat: bool = False, out: str | Path = "mmlu-eval",
-                  batch_size: int = 16, split: str = "test") -> dict[str, Any]:
-    """``sqlshift eval-mmlu``: the runner's MMLU benchmark on one model, then a short table."""
-    from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
-    from sqlshift.lm_hf import HFLM
-    from sqlshift.outputs import exclusive_output
-
-    settings = MMLUSettings(benchmark="mmlu", subjects=subjects if isinstance(subjects, str) else list(subjects),
-                            mode=mode, k_shot=k_shot, chat=chat, batch_size=batch_size, split=split)
-    bench = MMLUBenchmark(settings, resolve_mmlu_dir(mmlu_dir))
-    problems = bench.check()
-    if problems:
-        raise DataError("; ".join(problems), "pass --mmlu-dir with the MMLU CSV folders (docs/DATA.md)")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with exclusive_output(out):
-        lm = HFLM(model)
-        with lm.adapter(Path(adapter) if adapter else None):
-            metrics = bench.evaluate(lm, out)
-    print_table(metrics)
-    for problem in bench.problems(metrics):
-        raise problem
-    return metrics
-
-
-def print_table(metrics: dict[str, Any]) -> None:
-    """Accuracy with 95% CI per subject, per category and overall."""
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"MMLU ({metrics['mode']}, {metrics['k_shot']}-shot, chat={metrics['chat']}; chance 25%)")
-    for c in ("group", "n", "correct", "accuracy [95% CI]"):
-        t.add_column(c)
-    for s, m in metrics["by_subject"].items():
-        t.add_row(s, str(m["n"]), str(m["n_correct"]), format_ci(m))
-    for c, m in metrics["by_category"].items():
-        t.add_row(f"[bold]{c}[/bold]", str(m["n"]), str(m["n_correct"]), format_ci(m))
-    t.add_row("[bold]all[/bold]", str(metrics["n"]), str(metrics["n_correct"]), format_ci(metrics))
-    console = Console()
-    console.print(t)
-    for w in metrics.get("warnings", []):
-        console.print(f"[yellow]warning:[/yellow] {w}")
-    if not math.isnan(metrics["below_chance_p"]) and metrics["below_chance_p"] < BELOW_CHANCE_ALPHA:
-        console.print(f"[red]accuracy is significantly below chance (p={metrics['below_chance_p']:.2g}): "
-                      "suspect the scorer[/red]")

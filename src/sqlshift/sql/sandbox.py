@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from sqlshift.sql_worker import (DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S,  # noqa: F401
+from sqlshift.sql.worker import (DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S,  # noqa: F401
                                  ERROR_TYPES, FETCH_CHUNK, MAX_SQL_BYTES, MAX_VALUE_BYTES, PROGRESS_EVERY, ExecResult,
                                  Limits, classify_error, init_worker, open_readonly, precheck_sql, run_query,
                                  worker_pid, worker_query)

@@ -1,7 +1,7 @@
 """LoRA / QLoRA / full supervised fine-tuning for Text-to-SQL with trl's SFTTrainer, replay mixing and resume.
 
-The config (YAML presets + dotted overrides) is :mod:`sqlshift.train_config`; the rows (prompt/completion pairs,
-replay, the mask guard) come from :mod:`sqlshift.train_data`; this module holds the hardware choices and the trainer
+The config (YAML presets + dotted overrides) is :mod:`sqlshift.train.config`; the rows (prompt/completion pairs,
+replay, the mask guard) come from :mod:`sqlshift.train.data`; this module holds the hardware choices and the trainer
 (and re-exports both for callers).
 
 Two speed paths, chosen by ``fast_path`` and logged: the standard one (fp32 base with bf16 autocast, batches padded
@@ -30,10 +30,10 @@ from typing import Any, Literal
 import yaml
 
 from sqlshift.errors import ConfigError, TrainingDiverged
-from sqlshift.train_config import (PRESETS_DIR, DataSettings, LoraSettings, ReplaySettings, TrainConfig,
+from sqlshift.train.config import (PRESETS_DIR, DataSettings, LoraSettings, ReplaySettings, TrainConfig,
                                    apply_overrides, available_presets, load_train_config, parse_overrides,
                                    resolve_train_config, validate_train_overrides)
-from sqlshift.train_data import (build_training_rows, check_mask_coverage, n_replay_for, read_replay_jsonl,
+from sqlshift.train.data import (build_training_rows, check_mask_coverage, n_replay_for, read_replay_jsonl,
                                  replay_rows, select_spider_examples, spider_root, spider_rows, tokenize_like_trl,
                                  verify_trainer_dataset)
 
@@ -305,7 +305,7 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     """Fine-tune ``model_spec`` (default ``cfg.model``) on Spider (+ replay); returns the output folder.
 
     With ``cfg.resume`` and a checkpoint in ``output_dir``, training continues from it."""
-    from sqlshift.models import describe, load_model
+    from sqlshift.lm.models import describe, load_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     output_dir = Path(output_dir)

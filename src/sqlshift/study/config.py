@@ -15,9 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator
 
-from sqlshift.api import Benchmark, BenchmarkSettings, Strict, available, get_benchmark
+from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
+from sqlshift.strict import Strict
 from sqlshift.errors import ConfigError
-from sqlshift.prompts import PromptConfig
+from sqlshift.sql.prompts import PromptConfig
 
 DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml inside the package
 
@@ -25,7 +26,7 @@ DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml 
 class LMSettings(Strict):
     """How the model is run: which backend, on what device, in which precision."""
 
-    backend: str = "auto"  # auto: vLLM on CUDA when installed, else transformers; or a name in api.BACKENDS
+    backend: str = "auto"  # auto: vLLM on CUDA when installed, else transformers; or a name in sqlshift.lm.api.BACKENDS
     device: str = "auto"
     dtype: str = "auto"
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # vLLM only
@@ -36,7 +37,7 @@ class LMSettings(Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        from sqlshift.api import BACKENDS
+        from sqlshift.lm.api import BACKENDS
 
         if v != "auto" and v not in BACKENDS:
             raise ValueError(f"unknown backend {v!r}; use auto or one of {', '.join(BACKENDS)}")
@@ -109,7 +110,7 @@ def describe(err: Any) -> str:
 
 def packaged_config(name: str) -> Path:
     """Path of an experiment config shipped inside the package (``default``)."""
-    return Path(__file__).parent / "configs" / f"{name}.yaml"
+    return Path(__file__).parents[1] / "configs" / f"{name}.yaml"
 
 
 def expand(value: str, base: Path) -> str:
@@ -215,8 +216,8 @@ def axes(cfg: ExperimentConfig, benches: list[Benchmark]) -> tuple[str | None, l
 
 def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool = True) -> list[str]:
     """Every problem that would stop the study later, found before any model is loaded."""
-    from sqlshift.models import resolve_spec
-    from sqlshift.train import validate_train_overrides
+    from sqlshift.lm.models import resolve_spec
+    from sqlshift.train.trainer import validate_train_overrides
 
     problems: list[str] = []
     names = [b.out_name for b in benches]

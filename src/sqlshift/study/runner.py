@@ -1,6 +1,6 @@
 """`sqlshift run`: the whole study in one command.
 
-An experiment YAML (:mod:`sqlshift.config`) names a model, the benchmarks and the fine-tuning runs. The runner
+An experiment YAML (:mod:`sqlshift.study.config`) names a model, the benchmarks and the fine-tuning runs. The runner
 trains each run, then evaluates the baseline, each run, each listed checkpoint and each LoRA scale λ on every
 benchmark into one run directory, and writes the report. Every step is cached by a hash of what it depends on
 (``steps.json``): a rerun redoes only what is missing or changed.
@@ -22,8 +22,9 @@ from typing import Any, Iterator
 
 import yaml
 
-from sqlshift.api import LM, Benchmark, get_backend
-from sqlshift.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
+from sqlshift.lm.api import LM, get_backend
+from sqlshift.benchmarks.api import Benchmark
+from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
 from sqlshift.errors import BelowChance, ConfigError, TrainingDiverged
 
 log = logging.getLogger("sqlshift")
@@ -102,7 +103,7 @@ def _warn_no_vllm() -> None:
 
 def resolve_backend(settings: LMSettings) -> str:
     """``hf`` or ``vllm``: auto picks vLLM on CUDA when it is installed (one warning per process when it is not)."""
-    from sqlshift.lm_vllm import require_vllm, vllm_available
+    from sqlshift.lm.vllm import require_vllm, vllm_available
 
     if settings.backend == "vllm":
         require_vllm()
@@ -167,7 +168,7 @@ class Runner:
     # ---- training -----------------------------------------------------------------------------------------
     def train_run(self, spec: RunSpec) -> Path:
         """Train one run (cached by its resolved config) and return its output folder."""
-        from sqlshift.train import load_train_config, train
+        from sqlshift.train.trainer import load_train_config, train
 
         tcfg = self.bind_train_data(load_train_config(spec.config, spec.overrides))
         out = self.run_dir / "train" / spec.name
@@ -211,7 +212,7 @@ class Runner:
 
     def identity(self, entry: ModelEntry) -> dict[str, Any]:
         """What a model's outputs depend on, known before loading it (the cache key's model part)."""
-        from sqlshift.lm_hf import adapter_fingerprint
+        from sqlshift.lm.hf import adapter_fingerprint
 
         return {"model": self.cfg.model, "adapter": adapter_fingerprint(entry.adapter), "lambda": entry.lam,
                 "dtype": self.cfg.lm.dtype, "backend": resolve_backend(self.cfg.lm)}
@@ -302,7 +303,7 @@ def estimate_minutes(cfg: ExperimentConfig, benches: list[Benchmark]) -> float |
 
     if torch.cuda.is_available() and cfg.lm.device == "auto":
         return None
-    from sqlshift.train import load_train_config
+    from sqlshift.train.trainer import load_train_config
 
     points = (1 if cfg.baseline else 0) + len(cfg.runs)
     seconds = CPU_COST["load"] * (1 + len(cfg.runs))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.api import LM, GenerateRequest, LoglikelihoodRequest
+from sqlshift.lm.api import LM, GenerateRequest, LoglikelihoodRequest
 from sqlshift.errors import ConfigError
 
 LMEVAL_VERSION = "0.4.13"

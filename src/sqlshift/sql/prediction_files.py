@@ -172,3 +172,12 @@ def _check_gold_matches(gold_path: Path, gold: list[tuple[str, str]], split: Spi
         if db != ex.db_id:
             raise DataError(f"{gold_path}:{n} is on '{db}' but example {ex.index} of '{split.name}' is on "
                             f"'{ex.db_id}'", "pass the gold file of the split you evaluate")
+
+
+def write_official(preds: list[dict[str, Any]], path: Path) -> Path:
+    """Official format: one SQL per line, in split (index) order; empty answers become an empty line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [" ".join(str(p.get("sql") or "").split()) for p in sorted(preds, key=lambda p: p["index"])]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path

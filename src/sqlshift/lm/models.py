@@ -229,3 +229,14 @@ def export_model(spec: str | None, out: str | Path, dtype: str = "auto", device:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def stop_token_ids(tok: Any) -> list[int]:
+    """EOS plus any end-of-turn token the chat template uses: generation must stop at the end of the turn."""
+    ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    vocab = tok.get_vocab()
+    template = getattr(tok, "chat_template", None) or ""
+    for t in END_OF_TURN_TOKENS:
+        if t in vocab and t in template and vocab[t] not in ids:
+            ids.append(vocab[t])
+    return ids

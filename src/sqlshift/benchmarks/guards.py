@@ -3,10 +3,10 @@
 1. Below-chance scorer: MMLU significantly below chance is a scorer bug, not forgetting (the seed study's
    0.67% of n=150 has p ~ 1e-17).                                                  -> here (``BelowChance``)
 2. No prediction could be parsed into SQL.                           -> ``SpiderBenchmark.problems`` (``EmptyPredictions``)
-3. Completion-only mask coverage before training.                                  -> ``sqlshift.train.check_mask_coverage``
-4. Answer-letter tokens are four distinct single tokens, else cloze fallback.      -> ``sqlshift.metrics.mmlu.check_letter_tokens``
-5. Generation stop / extraction health in every EX ``metrics.json`` ("generation").  -> ``sqlshift.metrics.execution``
-6. Gold queries that fail on their database are excluded and listed ("gold_failed"). -> ``sqlshift.metrics.execution``
+3. Completion-only mask coverage before training.                                  -> ``sqlshift.train.trainer.check_mask_coverage``
+4. Answer-letter tokens are four distinct single tokens, else cloze fallback.      -> ``sqlshift.benchmarks.mmlu_prompts.check_letter_tokens``
+5. Generation stop / extraction health in every EX ``metrics.json`` ("generation").  -> ``sqlshift.sql.execution``
+6. Gold queries that fail on their database are excluded and listed ("gold_failed"). -> ``sqlshift.sql.execution``
 """
 
 from __future__ import annotations

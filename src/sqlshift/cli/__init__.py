@@ -1,5 +1,8 @@
 """The ``sqlshift`` command line. Each command is a thin wrapper over one stage's function.
 
+This package is the typer app; entry functions that are no stage's own (``predict``, ``eval-mmlu``) live in
+``sqlshift.cli.evaluate``.
+
 Errors from bad input (``SqlshiftError``) print as one line naming the file and the fix, exit code 2;
 guard failures (``ScorerFailure``) exit 3 after every result has been written.
 """
@@ -49,7 +52,7 @@ def run(config: Optional[Path] = typer.Argument(None, help="experiment YAML; def
         only: Optional[str] = typer.Option(None, help="comma list of parts to do (baseline, run names): split a "
                                                       "study over processes/GPUs sharing one run directory")) -> None:
     """Run a whole study: baseline + fine-tuning runs, evaluated on Spider EX and MMLU, with the report."""
-    from sqlshift.experiment import run_experiment
+    from sqlshift.study.runner import run_experiment
 
     parts = [p.strip() for p in only.split(",") if p.strip()] if only else None
     run_experiment(config, output, allow_below_chance=allow_below_chance, model=model, only=parts)
@@ -83,7 +86,7 @@ def eval_sql(spider_dir: Path = typer.Option(..., help="Spider folder (dev.json,
              keep_distinct: bool = typer.Option(False, help="do not strip DISTINCT before comparing"),
              timeout: float = typer.Option(30.0, help="seconds per query (> 0)")) -> None:
     """Score Text-to-SQL predictions by execution accuracy."""
-    from sqlshift.metrics.execution import run_eval_sql
+    from sqlshift.sql.execution import run_eval_sql
 
     run_eval_sql(spider_dir, pred, out, gold=gold, split=split, mode=mode, keep_distinct=keep_distinct,
                  timeout_s=timeout)
@@ -101,7 +104,7 @@ def eval_mmlu(model: str = typer.Option("embedded", help="Hub id, local folder, 
               batch_size: int = typer.Option(16),
               out: Path = typer.Option(..., help="output folder")) -> None:
     """Score a model on MMLU by log-likelihood of the answer."""
-    from sqlshift.metrics.mmlu import run_eval_mmlu
+    from sqlshift.cli.evaluate import run_eval_mmlu
 
     run_eval_mmlu(model=model, adapter=str(adapter) if adapter else None, mmlu_dir=mmlu_dir, subjects=subjects,
                   mode=mode, k_shot=k_shot, chat=chat, out=out, batch_size=batch_size)
@@ -123,7 +126,7 @@ def predict(model: str = typer.Option("embedded", help="Hub id, local folder, .g
             sample_rows: int = typer.Option(0, help="sample rows per table in the schema prompt"),
             score: bool = typer.Option(False, help="also score the predictions (eval-sql)")) -> None:
     """Generate SQL for a Spider split into OUT/predictions.jsonl (resumable)."""
-    from sqlshift.generate import run_predict
+    from sqlshift.cli.evaluate import run_predict
 
     run_predict(model, str(adapter) if adapter else None, spider_dir, split=split, sample=sample, out=out,
                 batch_size=batch_size, max_new_tokens=max_new_tokens, score=score, sample_rows=sample_rows)
@@ -136,7 +139,7 @@ def train(config: Path = typer.Option(..., help="training YAML, e.g. configs/tra
           output: Path = typer.Option(..., help="output folder (adapter, checkpoints, config)"),
           overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. learning_rate=1e-4")) -> None:
     """LoRA / QLoRA supervised fine-tuning on Spider (multi-GPU: `accelerate launch -m sqlshift.cli train ...`)."""
-    from sqlshift.train import run_train
+    from sqlshift.train.trainer import run_train
 
     run_train(config, model, output, overrides or [])
 
@@ -148,7 +151,7 @@ def export_model(model: str = typer.Argument(..., help="Hub id, folder, .gguf fi
                  dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on CUDA), bf16, fp32"),
                  device: str = typer.Option("cpu")) -> None:
     """Save a model (e.g. a de-quantized GGUF) as a plain folder that loads in seconds."""
-    from sqlshift.models import export_model as export
+    from sqlshift.lm.models import export_model as export
 
     typer.echo(export(model, out, dtype=dtype, device=device))
 

@@ -1,4 +1,4 @@
-"""The transformers + peft implementation of :class:`sqlshift.api.LM` (CPU, tests, any machine without vLLM).
+"""The transformers + peft implementation of :class:`sqlshift.lm.api.LM` (CPU, tests, any machine without vLLM).
 
 Generation is batched greedy decoding, longest prompts first, stopping at every end-of-turn token and at the
 request's stop strings. Log-likelihoods are batched forward passes with left padding and position ids counted from
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class HFLM(LM):
 
     def __init__(self, model: str = "embedded", *, device: str = "auto", dtype: str = "auto",
                  batch_size: int = 16, loaded: tuple[Any, Any] | None = None) -> None:
-        from sqlshift.models import load_model
+        from sqlshift.lm.models import load_model
 
         self.spec = model
         self.dtype = dtype
@@ -88,7 +88,7 @@ class HFLM(LM):
         if path is None:
             yield
             return
-        from sqlshift.models import apply_adapter
+        from sqlshift.lm.models import apply_adapter
 
         base = self.model
         self.model = apply_adapter(base, path, scale=scale)
@@ -144,7 +144,7 @@ class HFLM(LM):
         """One batch of greedy decoding from token ids; text is cut at the first end-of-turn token or stop string."""
         import torch
 
-        from sqlshift.generate import stop_token_ids
+        from sqlshift.lm.models import stop_token_ids
 
         tok = self.tokenizer
         stop_ids = stop_token_ids(tok)

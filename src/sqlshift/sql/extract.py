@@ -1,4 +1,4 @@
-"""SQL out of a model's answer: robust extraction, end-of-turn stop tokens, the official predictions format.
+"""SQL out of a model's answer: robust extraction of the first statement (code fences, prefixes, prose around it).
 
 Each line of ``predictions.jsonl`` (DESIGN.md) keeps the model's raw answer beside the extracted SQL, so a scorer
 failure can always be told apart from a model failure. Generation itself goes through an ``LM``
@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
-from typing import Any
 
-from sqlshift.jsonl import read_jsonl
-from sqlshift.models import END_OF_TURN_TOKENS
-from sqlshift.prompts import PromptConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,60 +83,3 @@ def extract_sql(text: str) -> tuple[str, str]:
     if start.start() > 0 or cut:
         return re.sub(r"(?<=[^\d\s])\.$", "", sql), "statement"  # a sentence's full stop is not SQL
     return sql, ("multi_line" if multi else "first_line")
-
-
-def stop_token_ids(tok: Any) -> list[int]:
-    """EOS plus any end-of-turn token the chat template uses: generation must stop at the end of the turn."""
-    ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
-    vocab = tok.get_vocab()
-    template = getattr(tok, "chat_template", None) or ""
-    for t in END_OF_TURN_TOKENS:
-        if t in vocab and t in template and vocab[t] not in ids:
-            ids.append(vocab[t])
-    return ids
-
-
-def write_official(preds: list[dict[str, Any]], path: Path) -> Path:
-    """Official format: one SQL per line, in split (index) order; empty answers become an empty line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [" ".join(str(p.get("sql") or "").split()) for p in sorted(preds, key=lambda p: p["index"])]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str | Path, split: str = "dev",
-                sample: int | None = None, out: str | Path = Path("predictions"), batch_size: int = 16,
-                max_new_tokens: int = 256, score: bool = False, sample_rows: int = 0) -> Path:
-    """CLI entry: the runner's Spider benchmark on one model (+ adapter); ``score`` also judges the predictions.
-
-    ``out`` is a folder (or a ``.jsonl`` path whose folder is used); also writes ``predictions.sql`` (official
-    format). ``sample`` is the same seeded random subset an experiment config's ``sample`` takes."""
-    from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings, predict_split
-    from sqlshift.errors import DataError
-    from sqlshift.lm_hf import HFLM
-    from sqlshift.outputs import exclusive_output
-
-    out = Path(out)
-    pred_path = out if out.suffix == ".jsonl" else out / "predictions.jsonl"
-    out_dir = pred_path.parent
-    settings = SpiderSettings(benchmark="spider", split=split, sample=sample, batch_size=batch_size,
-                              max_new_tokens=max_new_tokens, prompt=PromptConfig(sample_rows=sample_rows))
-    bench = SpiderBenchmark(settings, Path(spider_dir))
-    problems = bench.check()
-    if problems:
-        raise DataError("; ".join(problems), "pass --spider-dir with the Spider folders (docs/DATA.md)")
-    split_data = bench.load()
-    log.info(split_data.skip_summary())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive_output(out_dir):
-        lm = HFLM(model or "embedded")
-        with lm.adapter(Path(adapter) if adapter else None):
-            if score:
-                bench.evaluate(lm, out_dir)
-                preds = read_jsonl(pred_path)
-            else:
-                preds = predict_split(lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size,
-                                      max_new_tokens=max_new_tokens)
-    write_official(preds, out_dir / "predictions.sql")
-    return pred_path

@@ -16,9 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sqlshift.errors import ConfigError
-from sqlshift.prompts import PromptConfig
+from sqlshift.sql.prompts import PromptConfig
 
-PRESETS_DIR = Path(__file__).parent / "configs" / "train"
+PRESETS_DIR = Path(__file__).parents[1] / "configs" / "train"
 
 
 class LoraSettings(BaseModel):

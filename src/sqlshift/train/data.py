@@ -1,6 +1,6 @@
-"""Training rows for :mod:`sqlshift.train`: Spider prompt/completion pairs, replay mixing and the mask guard.
+"""Training rows for :mod:`sqlshift.train.trainer`: Spider prompt/completion pairs, replay mixing and the mask guard.
 
-Prompts are rendered by :mod:`sqlshift.prompts` (the same text generation sees); the completion is the bare SQL +
+Prompts are rendered by :mod:`sqlshift.sql.prompts` (the same text generation sees); the completion is the bare SQL +
 end-of-turn token, and trl's ``completion_only_loss`` masks the prompt. :func:`check_mask_coverage` re-tokenises
 exactly as trl does and refuses to train when an example would contribute no supervised token or leak prompt tokens
 into the loss.
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlshift.errors import ConfigError, DataError, ScorerFailure
-from sqlshift.prompts import PromptBuilder, completion_text, prompt_length_stats, render_prompt, uses_chat
+from sqlshift.sql.prompts import PromptBuilder, completion_text, prompt_length_stats, render_prompt, uses_chat
 
 if TYPE_CHECKING:
-    from sqlshift.train import TrainConfig
+    from sqlshift.train.config import TrainConfig
 
-log = logging.getLogger("sqlshift.train")
+log = logging.getLogger("sqlshift.train.trainer")
 
 
 

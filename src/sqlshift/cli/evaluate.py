@@ -1,0 +1,105 @@
+"""CLI entry functions that evaluate one model on one benchmark: ``sqlshift predict`` (Spider) and
+``sqlshift eval-mmlu`` (MMLU). Each builds the runner's own benchmark and writes the files the runner writes."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA
+from sqlshift.data.mmlu import resolve_mmlu_dir
+from sqlshift.errors import DataError
+from sqlshift.jsonl import read_jsonl
+from sqlshift.sql.prediction_files import write_official
+from sqlshift.sql.prompts import PromptConfig
+from sqlshift.stats import format_ci
+
+log = logging.getLogger(__name__)
+
+
+def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str | Path, split: str = "dev",
+                sample: int | None = None, out: str | Path = Path("predictions"), batch_size: int = 16,
+                max_new_tokens: int = 256, score: bool = False, sample_rows: int = 0) -> Path:
+    """CLI entry: the runner's Spider benchmark on one model (+ adapter); ``score`` also judges the predictions.
+
+    ``out`` is a folder (or a ``.jsonl`` path whose folder is used); also writes ``predictions.sql`` (official
+    format). ``sample`` is the same seeded random subset an experiment config's ``sample`` takes."""
+    from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings, predict_split
+    from sqlshift.errors import DataError
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.outputs import exclusive_output
+
+    out = Path(out)
+    pred_path = out if out.suffix == ".jsonl" else out / "predictions.jsonl"
+    out_dir = pred_path.parent
+    settings = SpiderSettings(benchmark="spider", split=split, sample=sample, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, prompt=PromptConfig(sample_rows=sample_rows))
+    bench = SpiderBenchmark(settings, Path(spider_dir))
+    problems = bench.check()
+    if problems:
+        raise DataError("; ".join(problems), "pass --spider-dir with the Spider folders (docs/DATA.md)")
+    split_data = bench.load()
+    log.info(split_data.skip_summary())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_output(out_dir):
+        lm = HFLM(model or "embedded")
+        with lm.adapter(Path(adapter) if adapter else None):
+            if score:
+                bench.evaluate(lm, out_dir)
+                preds = read_jsonl(pred_path)
+            else:
+                preds = predict_split(lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size,
+                                      max_new_tokens=max_new_tokens)
+    write_official(preds, out_dir / "predictions.sql")
+    return pred_path
+
+
+def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, subjects: str | Sequence[str] = "seed",
+                  mode: str = "letter", k_shot: int = 0, chat: bool = False, out: str | Path = "mmlu-eval",
+                  batch_size: int = 16, split: str = "test") -> dict[str, Any]:
+    """``sqlshift eval-mmlu``: the runner's MMLU benchmark on one model, then a short table."""
+    from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.outputs import exclusive_output
+
+    settings = MMLUSettings(benchmark="mmlu", subjects=subjects if isinstance(subjects, str) else list(subjects),
+                            mode=mode, k_shot=k_shot, chat=chat, batch_size=batch_size, split=split)
+    bench = MMLUBenchmark(settings, resolve_mmlu_dir(mmlu_dir))
+    problems = bench.check()
+    if problems:
+        raise DataError("; ".join(problems), "pass --mmlu-dir with the MMLU CSV folders (docs/DATA.md)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_output(out):
+        lm = HFLM(model)
+        with lm.adapter(Path(adapter) if adapter else None):
+            metrics = bench.evaluate(lm, out)
+    print_table(metrics)
+    for problem in bench.problems(metrics):
+        raise problem
+    return metrics
+
+
+def print_table(metrics: dict[str, Any]) -> None:
+    """Accuracy with 95% CI per subject, per category and overall."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"MMLU ({metrics['mode']}, {metrics['k_shot']}-shot, chat={metrics['chat']}; chance 25%)")
+    for c in ("group", "n", "correct", "accuracy [95% CI]"):
+        t.add_column(c)
+    for s, m in metrics["by_subject"].items():
+        t.add_row(s, str(m["n"]), str(m["n_correct"]), format_ci(m))
+    for c, m in metrics["by_category"].items():
+        t.add_row(f"[bold]{c}[/bold]", str(m["n"]), str(m["n_correct"]), format_ci(m))
+    t.add_row("[bold]all[/bold]", str(metrics["n"]), str(metrics["n_correct"]), format_ci(metrics))
+    console = Console()
+    console.print(t)
+    for w in metrics.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    if not math.isnan(metrics["below_chance_p"]) and metrics["below_chance_p"] < BELOW_CHANCE_ALPHA:
+        console.print(f"[red]accuracy is significantly below chance (p={metrics['below_chance_p']:.2g}): "
+                      "suspect the scorer[/red]")
