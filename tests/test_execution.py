@@ -10,8 +10,9 @@ import pytest
 
 from sqlshift.data.spider import SpiderExample, SpiderSplit
 from sqlshift.errors import DataError
+from sqlshift.sql.eval_sql import run_eval_sql
 from sqlshift.sql.execution import (ERROR_TYPES, GoldCache, Pair, evaluate_split, judge_pairs, normalise,
-                                    read_predictions, remove_distinct, results_equal, run_eval_sql)
+                                    read_predictions, remove_distinct, results_equal)
 from sqlshift.sql.sandbox import SqlSandbox
 
 RESULT_KEYS = {"id", "index", "db_id", "question", "hardness", "correct", "error_type", "error", "pred_sql", "gold_sql"}

@@ -301,7 +301,10 @@ def test_lone_surrogate_prediction_is_data_and_a_failed_write_keeps_the_old_file
         evaluate_split(_toy_split(spider, question=object()), preds, tmp_path, sandbox=sandbox, progress=False)
     assert {p: (tmp_path / p).read_bytes() for p in before} == before
     assert json.loads(before["metrics.json"]) == m
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "metrics.json", "results.jsonl"]
+    # the verdicts of the failed run are kept for a resume (results.partial.jsonl), no temp file is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "metrics.json", "results.jsonl",
+                                                          "results.partial.jsonl"]
+    assert len(read_jsonl(tmp_path / "results.partial.jsonl")) == 3
 
 
 # -------------------------------------------------------------------------------------------- 7 clear errors

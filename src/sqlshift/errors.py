@@ -39,3 +39,40 @@ class EmptyPredictions(ScorerFailure):
 
 class TrainingDiverged(SqlshiftError):
     """Loss or gradient norm became NaN/inf: the adapter is garbage and must not be evaluated as a model."""
+
+
+#: errnos that mean "this place cannot be written", with the fix to print
+_WRITE_FIXES = {
+    "ENOSPC": "free some space or choose another output folder (--out)",
+    "EDQUOT": "free some space or choose another output folder (--out)",
+    "EROFS": "choose an output folder on a writable file system",
+    "EACCES": "fix the file's permissions or choose another output folder",
+    "EPERM": "make the file writable (chattr -i / chmod) or choose another output folder",
+}
+INTERRUPTED = "interrupted: finished results are kept; rerun the same command to resume"
+
+
+def one_line(exc: BaseException) -> str | None:
+    """The one-line message for an exception that is bad input or a bad environment, not a sqlshift bug.
+
+    The CLI's last line of defence: checks where files are read give more precise messages; this catches what
+    slips past them (a full disk, an immutable file, a structure nested too deep for Python) without a traceback.
+    ``None`` for anything else (a real bug keeps its traceback).
+    """
+    import errno
+    import os
+
+    if isinstance(exc, SqlshiftError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, "")
+        where = exc.filename if exc.filename is not None else "a file"
+        what = exc.strerror or os.strerror(exc.errno)
+        fix = _WRITE_FIXES.get(name, "check the path and its permissions")
+        return f"{where}: {what} (fix: {fix})"
+    if isinstance(exc, RecursionError):
+        return ("an input file is nested too deeply to read (RecursionError) "
+                "(fix: check the JSON/YAML files given to this command; none should nest hundreds of levels)")
+    if isinstance(exc, MemoryError):
+        return "out of memory (fix: give the process more memory or use a smaller input / --sample)"
+    return None

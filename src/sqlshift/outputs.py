@@ -6,16 +6,22 @@
   U+0085 / U+2028 / U+2029, which ``str.splitlines`` treats as line breaks, never appear raw in a JSONL line.
 * Two processes writing one output folder corrupt it silently, so a writer holds ``<folder>/.lock`` (``flock``);
   a second one stops with a one-line error naming the holder.
+* A link planted inside an output folder (``o/.lock -> ~/victim``) is never written through: every file created
+  or replaced in an output folder goes through :func:`open_output` (``O_NOFOLLOW``, regular files only) or
+  :func:`_replacing` (link check before the temp file and again before the rename); both refuse with one line
+  naming the link.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -37,18 +43,86 @@ _UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by se
 os.umask(_UMASK)
 
 
-# ---------------------------------------------------------------------------------------------------- atomic files
-
-
 def _safe_text(text: str) -> str:
     """``text`` with lone surrogates replaced by ``\\udXXX`` escapes, so it always encodes as UTF-8."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8") if _UNSAFE.search(text) else text
 
 
+# ---------------------------------------------------------------------------------------------------- link safety
+
+
+def _link_refused(path: Path) -> ConfigError:
+    try:
+        target = f" (to {os.readlink(path)})"
+    except OSError:
+        target = ""
+    return ConfigError(f"{path} is a symbolic link{target}: sqlshift never writes through a link in an output "
+                       "folder", f"remove the link (rm '{path}') or choose another output folder")
+
+
+def refuse_link(path: str | Path) -> None:
+    """ConfigError when ``path`` is a link, or exists as something else than a regular file (FIFO, device...)."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise _link_refused(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path} exists and is not a regular file", "remove it or choose another output folder")
+
+
+def open_output(path: str | Path, flags: int, perms: int = 0o644) -> int:
+    """``os.open`` for a file in an output folder: never through a link, never a FIFO or device; a raw fd."""
+    path = Path(path)
+    refuse_link(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, perms)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # a link planted between the check and the open
+            raise _link_refused(path) from None
+        if e.errno == errno.ENXIO:  # a FIFO with no reader
+            raise ConfigError(f"{path} exists and is not a regular file", "remove it or choose another output "
+                              "folder") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path} exists and is not a regular file", "remove it or choose another output folder")
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
+
+
+def open_append(path: str | Path, binary: bool = False) -> IO[Any]:
+    """An append-mode file object (UTF-8 text unless ``binary``), created if needed, never through a link."""
+    fd = open_output(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    if binary:
+        return os.fdopen(fd, "ab")
+    return os.fdopen(fd, "a", encoding="utf-8", newline="\n")
+
+
+class LinkSafeFileHandler(logging.FileHandler):
+    """``logging.FileHandler`` (append, UTF-8) that refuses a log file planted as a link."""
+
+    def __init__(self, filename: str | Path) -> None:
+        super().__init__(filename, mode="a", encoding="utf-8", delay=False)
+
+    def _open(self) -> IO[str]:  # noqa: D401  (logging's hook)
+        return open_append(self.baseFilename)
+
+
+# ---------------------------------------------------------------------------------------------------- atomic files
+
+
 @contextmanager
 def _replacing(path: str | Path, mode: str, **kw: Any) -> Iterator[IO[Any]]:
-    """A file object on a temp file beside ``path``; on success fsynced and renamed over ``path``, else removed."""
+    """A file object on a temp file beside ``path``; on success fsynced and renamed over ``path``, else removed.
+
+    ``path`` is checked for a planted link before the temp file is made and again right before the rename (the
+    rename itself would replace a link, not its target, but a link there means someone else's file was meant).
+    """
     path = Path(path)
+    refuse_link(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=f"{_TEMP_TAG}{os.getpid()}.tmp")
     try:
@@ -57,7 +131,12 @@ def _replacing(path: str | Path, mode: str, **kw: Any) -> Iterator[IO[Any]]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        refuse_link(path)
+        try:
+            os.replace(tmp, path)
+        except PermissionError as e:  # an immutable or foreign-owned file: say which, not the temp name
+            raise ConfigError(f"cannot replace {path} ({e.strerror})",
+                              "make it writable (chattr -i / chmod) or choose another output folder") from None
     except BaseException:
         _unlink(tmp)
         raise
@@ -187,7 +266,7 @@ def _holder(fd: int) -> str:
 def _acquire(folder: Path, what: str) -> int:
     lock_path = folder / LOCK_NAME
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_output(lock_path, os.O_RDWR | os.O_CREAT)
     except OSError as e:
         raise ConfigError(f"cannot write in output folder {folder} ({e.strerror or e})",
                           "choose another --out in a writable place") from e

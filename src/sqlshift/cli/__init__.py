@@ -29,15 +29,21 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlshift.errors import ScorerFailure, SqlshiftError
+        from sqlshift.errors import INTERRUPTED, ScorerFailure, one_line
 
         try:
             return fn(*args, **kwargs)
         except ScorerFailure as e:
             typer.secho(f"sqlshift: guard failed: {e}", fg="red", err=True)
             raise typer.Exit(3) from None
-        except SqlshiftError as e:
-            typer.secho(f"sqlshift: error: {e}", fg="red", err=True)
+        except KeyboardInterrupt:
+            typer.secho(f"sqlshift: {INTERRUPTED}", fg="yellow", err=True)
+            raise typer.Exit(130) from None
+        except Exception as e:  # bad input or environment as one line; a real bug keeps its traceback
+            message = one_line(e)
+            if message is None:
+                raise
+            typer.secho(f"sqlshift: error: {message}", fg="red", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -86,7 +92,7 @@ def eval_sql(spider_dir: Path = typer.Option(..., help="Spider folder (dev.json,
              keep_distinct: bool = typer.Option(False, help="do not strip DISTINCT before comparing"),
              timeout: float = typer.Option(30.0, help="seconds per query (> 0)")) -> None:
     """Score Text-to-SQL predictions by execution accuracy."""
-    from sqlshift.sql.execution import run_eval_sql
+    from sqlshift.sql.eval_sql import run_eval_sql
 
     run_eval_sql(spider_dir, pred, out, gold=gold, split=split, mode=mode, keep_distinct=keep_distinct,
                  timeout_s=timeout)

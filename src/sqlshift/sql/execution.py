@@ -17,18 +17,20 @@ Gold results are computed once per (database, normalised gold SQL) and cached (i
 
 A prediction is untrusted: it is normalised, executed *and compared with the gold result inside a sandbox
 worker*, which sends back only the verdict, so the parent's memory does not grow with what predictions return.
-``results.jsonl`` is streamed to a temp file and renamed, ``metrics.json`` written atomically, and one process at
-a time writes an output folder (``sqlshift.outputs``).
+Each verdict is appended to ``results.partial.jsonl`` as it arrives (an interrupted evaluation resumes from it);
+``results.jsonl`` is then streamed to a temp file and renamed, ``metrics.json`` written atomically, and one process
+at a time writes an output folder (``sqlshift.outputs``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,16 +38,18 @@ from typing import Any
 import sqlglot
 from sqlglot.tokens import TokenType
 
-from sqlshift.data.spider import SpiderSplit, load_spider
+from sqlshift.data.spider import SpiderSplit
 from sqlshift.errors import ConfigError, DataError
 from sqlshift.sql.hardness import LEVELS, example_hardness
 from sqlshift.sql.prediction_files import read_predictions  # noqa: F401  (public here since the start)
 from sqlshift.stats import accuracy_summary
+from sqlshift.sql.verdict_log import VerdictLog
 from sqlshift.outputs import append_jsonl, atomic_jsonl, atomic_write_bytes, atomic_write_json, exclusive_output
 from sqlshift.sql.sandbox import DEFAULT_TIMEOUT_S, ExecResult, Limits, SqlSandbox
-from sqlshift.sql.worker import precheck_sql, run_query, short_message
+from sqlshift.sql.worker import MAX_TIMEOUT_S, precheck_sql, run_query, short_message
 
 MODES = ("official", "simple")
+PARTIAL_NAME = "results.partial.jsonl"  # verdicts saved as they arrive, until results.jsonl is written
 ERROR_TYPES = ("correct", "wrong_result", "syntax_error", "unknown_table", "unknown_column", "timeout",
                "resource_limit", "engine_error", "forbidden", "empty_prediction", "gold_error")
 
@@ -278,10 +282,12 @@ def _failed_judgement(error_type: str, message: str) -> Judgement:
 
 
 def judge_pairs(pairs: Sequence[Pair], sandbox: SqlSandbox, *, mode: str = "official", keep_distinct: bool = False,
-                gold_cache: GoldCache | None = None, progress: bool = False) -> list[Judgement]:
+                gold_cache: GoldCache | None = None, progress: bool = False,
+                on_verdict: Callable[[int, Judgement], None] | None = None) -> list[Judgement]:
     """Execute golds (uncached only), then judge each prediction in a worker against its gold result.
 
     Predictions whose gold failed are not run (``gold_error``); empty or over-long ones are judged here.
+    ``on_verdict(i, verdict)`` hears each worker verdict as it arrives (pair index ``i``), so it can be saved.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -304,8 +310,9 @@ def judge_pairs(pairs: Sequence[Pair], sandbox: SqlSandbox, *, mode: str = "offi
         todo.append(i)
         jobs.append((p.db_path, p.pred_sql, gold, mode, keep_distinct, mode == "official" and order_matters(g),
                      limits))
+    heard = None if on_verdict is None else (lambda k, v: on_verdict(todo[k], v))
     for i, verdict in zip(todo, sandbox.run_jobs(judge_in_worker, jobs, _failed_judgement, progress=progress,
-                                                  desc="EX")):
+                                                  desc="EX", on_result=heard)):
         out[i] = verdict
     return out  # type: ignore[return-value]
 
@@ -380,14 +387,17 @@ def _metrics(split: SpiderSplit, rows: list[dict[str, Any]], mode: str,
 
 
 def check_timeout(timeout_s: Any) -> float:
-    """The per-query timeout must be a positive, finite number of seconds (0, negative, NaN, inf are refused)."""
+    """The per-query timeout: a positive number of seconds up to MAX_TIMEOUT_S (0, NaN, inf, 1e8 are refused)."""
     try:
         value = float(timeout_s)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"timeout {timeout_s!r} is not a positive number of seconds",
                           "pass --timeout with a value > 0, e.g. --timeout 30")
+    if value > MAX_TIMEOUT_S:
+        raise ConfigError(f"timeout {timeout_s!r} is over the {MAX_TIMEOUT_S:g}-second (one day) limit per query",
+                          "pass --timeout with a value up to 86400, e.g. --timeout 30")
     return value
 
 
@@ -411,18 +421,33 @@ def evaluate_split(split: SpiderSplit, predictions: Mapping[int, Mapping[str, An
                  for e in examples]
         own = sandbox is None
         sb = SqlSandbox(timeout_s=timeout_s, workers=workers) if own else sandbox
+        saved = VerdictLog(out / PARTIAL_NAME, [mode, keep_distinct, *dataclasses.astuple(sb.limits)])
         try:
-            verdicts = judge_pairs(pairs, sb, mode=mode, keep_distinct=keep_distinct, gold_cache=gold_cache,
-                                   progress=progress)
+            keys = [saved.key(p.db_path, p.pred_sql, p.gold_sql) for p in pairs]
+            todo = [i for i, k in enumerate(keys) if k not in saved.rows]
+            with saved.appending() as keep:
+                fresh = judge_pairs([pairs[i] for i in todo], sb, mode=mode, keep_distinct=keep_distinct,
+                                    gold_cache=gold_cache, progress=progress,
+                                    on_verdict=lambda k, v: keep(keys[todo[k]], dataclasses.asdict(v)))
         finally:
             if own:
                 sb.close()
+        verdicts: list[Judgement | None] = [_saved_judgement(saved.rows.get(k)) for k in keys]
+        for i, v in zip(todo, fresh):
+            verdicts[i] = v
         if gold_cache is not None:
             gold_cache.save()
-        tallies = _write_results(out / "results.jsonl", examples, pairs, verdicts)
+        tallies = _write_results(out / "results.jsonl", examples, pairs, verdicts)  # type: ignore[arg-type]
         metrics = _metrics(split, tallies, mode, generation_summary(split, predictions))
         atomic_write_json(out / "metrics.json", metrics)
+        saved.remove()
     return metrics
+
+
+def _saved_judgement(row: Mapping[str, Any] | None) -> Judgement | None:
+    if row is None:
+        return None
+    return Judgement(bool(row.get("correct")), str(row.get("error_type")), row.get("error"))
 
 
 def _write_results(path: Path, examples: Sequence[Any], pairs: Sequence[Pair],
@@ -441,51 +466,3 @@ def _result_row(example: Any, pair: Pair, verdict: Judgement) -> dict[str, Any]:
     return {"id": str(example.index), "index": example.index, "db_id": example.db_id, "question": example.question,
             "hardness": example_hardness(example), "correct": verdict.correct, "error_type": verdict.error_type,
             "error": verdict.error, "pred_sql": pair.pred_sql, "gold_sql": example.query}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# CLI-level entry point
-# ----------------------------------------------------------------------------------------------------------
-
-
-def run_eval_sql(spider_dir: str | Path, pred: str | Path, out: str | Path, gold: str | Path | None = None,
-                 split: str = "dev", mode: str = "official", keep_distinct: bool = False,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """``sqlshift eval-sql``: load the split and predictions, evaluate, print a short table, return metrics.
-
-    Options and the output folder are checked, and the folder locked, before anything is loaded or run.
-    """
-    timeout_s = check_timeout(timeout_s)
-    if mode not in MODES:
-        raise ConfigError(f"unknown EX mode '{mode}'", f"use one of {', '.join(MODES)}")
-    with exclusive_output(out, "sqlshift eval-sql"):
-        data = load_spider(spider_dir, split)
-        predictions = read_predictions(pred, data, gold)
-        metrics = evaluate_split(data, predictions, out, mode=mode, keep_distinct=keep_distinct, timeout_s=timeout_s)
-    print_metrics(metrics, data.skip_summary())
-    return metrics
-
-
-def print_metrics(metrics: Mapping[str, Any], skip_line: str = "") -> None:
-    """Rich table: EX with CI and n, per hardness, per error type."""
-    from rich.console import Console
-    from rich.table import Table
-
-    def fmt(s: Mapping[str, Any]) -> str:
-        lo, hi = s["ci95"]
-        return f"{s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
-
-    table = Table(title=f"Execution accuracy ({metrics['split']}, {metrics['mode']})")
-    table.add_column("group")
-    table.add_column("EX [95% CI]", justify="right")
-    table.add_column("n", justify="right")
-    table.add_row("all", fmt({"accuracy": metrics["execution_accuracy"], "ci95": metrics["ci95"]}), str(metrics["n"]))
-    for level, s in metrics["by_hardness"].items():
-        table.add_row(level, fmt(s), str(s["n"]))
-    console = Console()
-    console.print(table)
-    errors = ", ".join(f"{t} {c}" for t, c in metrics["by_error_type"].items())
-    console.print(f"error types: {errors}")
-    console.print(f"skipped: {metrics['n_skipped']}" + (f" ({skip_line})" if skip_line else ""))
-    if metrics["n_gold_failed"]:
-        console.print(f"[red]gold queries failed: {metrics['n_gold_failed']} (indices {metrics['gold_failed'][:10]})")

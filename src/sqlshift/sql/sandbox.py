@@ -33,15 +33,19 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from sqlshift.sql.worker import (DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S,  # noqa: F401
-                                 ERROR_TYPES, FETCH_CHUNK, MAX_SQL_BYTES, MAX_VALUE_BYTES, PROGRESS_EVERY, ExecResult,
+                                 ERROR_TYPES, FETCH_CHUNK, MAX_SQL_BYTES, MAX_TIMEOUT_S, MAX_VALUE_BYTES, PROGRESS_EVERY,
+                                 ExecResult,
                                  Limits, classify_error, init_worker, open_readonly, precheck_sql, run_query,
                                  worker_pid, worker_query)
 
 HARD_GRACE_S = 10.0  # extra wall time before a worker stuck outside sqlite is killed
+MAX_WAIT_S = 1e7  # a future's wait is clamped under threading.TIMEOUT_MAX (a huge timeout overflowed it)
 
 T = TypeVar("T")
 #: builds a job's verdict when the job never returned: (error_type, message) -> verdict
 OnFailure = Callable[[str, str], Any]
+#: told each verdict as it arrives: (job index, verdict)
+OnResult = Callable[[int, Any], None]
 
 
 @dataclass
@@ -66,8 +70,9 @@ class SqlSandbox:
     def __post_init__(self) -> None:
         if self.workers is None:
             self.workers = max(1, min(8, os.cpu_count() or 1))
-        if not (isinstance(self.timeout_s, (int, float)) and math.isfinite(self.timeout_s) and self.timeout_s > 0):
-            raise ValueError(f"timeout_s must be a positive finite number of seconds, got {self.timeout_s!r}")
+        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s <= MAX_TIMEOUT_S):
+            raise ValueError(f"timeout_s must be a positive number of seconds up to {MAX_TIMEOUT_S:g}, "
+                             f"got {self.timeout_s!r}")
 
     @property
     def limits(self) -> Limits:
@@ -114,6 +119,19 @@ class SqlSandbox:
     def close(self) -> None:
         self._discard_pool()
 
+    def abort(self) -> None:
+        """Stop now: cancel queued jobs, SIGKILL the workers (a hostile query may run for its whole timeout)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for pid in list(getattr(pool, "_processes", {}) or {}):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def __enter__(self) -> SqlSandbox:
         return self
 
@@ -141,12 +159,14 @@ class SqlSandbox:
         return early  # type: ignore[return-value]
 
     def run_jobs(self, fn: Callable[..., T], args: Sequence[tuple[Any, ...]], on_failure: OnFailure,
-                 progress: bool = False, desc: str = "sql") -> list[T]:
+                 progress: bool = False, desc: str = "sql", on_result: OnResult | None = None) -> list[T]:
         """``fn(*a)`` in a worker for each ``a`` of ``args``, results in input order.
 
         ``fn`` must be a module-level function that bounds itself (``run_query`` does). A job whose worker
         crashed gets ``on_failure("resource_limit", msg)``, one stuck past the deadline ``on_failure("timeout",
-        msg)``. Return small verdicts from ``fn`` to keep the parent's memory flat.
+        msg)``. Return small verdicts from ``fn`` to keep the parent's memory flat. ``on_result(i, verdict)`` is
+        called as each verdict arrives (e.g. to save it, so an interrupted run keeps it). On Ctrl-C the queued
+        jobs are cancelled and the running workers killed before ``KeyboardInterrupt`` propagates.
         """
         if not args:
             return []
@@ -157,9 +177,12 @@ class SqlSandbox:
             # round 1: everything in parallel; round 2: survivors of a crash in parallel again;
             # after that, one at a time so the job that keeps breaking the pool is identified
             for serial in (False, False, True):
-                todo = self._run_round(fn, args, todo, results, on_failure, bar, serial)
+                todo = self._run_round(fn, args, todo, results, on_failure, bar, serial, on_result)
                 if not todo:
                     break
+        except BaseException:  # Ctrl-C (or any error) while queries run: stop in seconds, not after every query
+            self.abort()
+            raise
         finally:
             bar.close()
         for i in todo:  # unreachable in practice: serial rounds resolve every job
@@ -167,11 +190,14 @@ class SqlSandbox:
         return results
 
     def _run_round(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], todo: list[int],
-                   results: list[Any], on_failure: OnFailure, bar: tqdm, serial: bool) -> list[int]:
+                   results: list[Any], on_failure: OnFailure, bar: tqdm, serial: bool,
+                   on_result: OnResult | None = None) -> list[int]:
         """Submit ``todo``; fill ``results``; return the indices lost to a broken pool (to retry)."""
         if serial:
             for i in todo:
                 results[i] = self._run_alone(fn, args[i], on_failure)
+                if on_result is not None:
+                    on_result(i, results[i])
                 bar.update(1)
             return []
         pool = self._get_pool()
@@ -185,6 +211,8 @@ class SqlSandbox:
         for i, fut in futures.items():
             try:
                 results[i] = fut.result(timeout=self._hard_timeout(len(todo)))
+                if on_result is not None:
+                    on_result(i, results[i])
                 bar.update(1)
             except (BrokenProcessPool, CancelledError):  # cancelled: the pool was dropped under it
                 lost.append(i)
@@ -199,7 +227,7 @@ class SqlSandbox:
     def _hard_timeout(self, n_jobs: int) -> float:
         """Wall-clock bound on waiting for one future (queueing included) before the pool is declared stuck."""
         per_worker = math.ceil(n_jobs / (self.workers or 1))
-        return (self.timeout_s + HARD_GRACE_S) * max(1, per_worker) + 30.0
+        return min((self.timeout_s + HARD_GRACE_S) * max(1, per_worker) + 30.0, MAX_WAIT_S)
 
     def _run_alone(self, fn: Callable[..., Any], job_args: tuple[Any, ...], on_failure: OnFailure) -> Any:
         """Run one job with the pool to itself; a crash or hang here is this job's fault."""

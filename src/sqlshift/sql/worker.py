@@ -26,6 +26,7 @@ ERROR_TYPES = ("syntax_error", "unknown_table", "unknown_column", "timeout", "re
                "forbidden", "empty_prediction")
 
 DEFAULT_TIMEOUT_S = 30.0
+MAX_TIMEOUT_S = 86_400.0  # one day per query: anything longer is a typo (``--timeout 1e8``)
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_MEMORY_MB = 2048
