@@ -6,13 +6,13 @@ plus the skipped ones with their reason, so callers can always report "n evaluat
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import DataError
+from sqlshift.inputs import MB, check_name, read_input_bytes, read_json_file
 
 #: split name -> (examples file relative to the variant folder, question field, tables file, extra db folders)
 VARIANTS: dict[str, tuple[str, str, str]] = {
@@ -68,7 +68,11 @@ class SpiderSplit:
 
 
 def find_db(db_dirs: list[Path], db_id: str) -> Path | None:
-    """First ``<dir>/<db_id>/<db_id>.sqlite`` that exists, searching ``db_dirs`` in order."""
+    """First ``<dir>/<db_id>/<db_id>.sqlite`` that exists, searching ``db_dirs`` in order.
+
+    A db_id that is not a plain name (``/abs/x``, ``../x``) would lead outside the data folder: DataError.
+    """
+    check_name(db_id, "db_id", "db_ids are plain names of folders under database/")
     for d in db_dirs:
         p = Path(d) / db_id / f"{db_id}.sqlite"
         if p.is_file():
@@ -77,16 +81,9 @@ def find_db(db_dirs: list[Path], db_id: str) -> Path | None:
 
 
 def read_json(path: Path) -> Any:
-    """json.load with an error that names the file and the fix."""
-    if not path.is_file():
-        raise DataError(f"{path} does not exist", "point --spider-dir / data settings at a Spider folder")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})",
-                        "restore the file from the release") from e
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", "restore the file from the release") from e
+    """A bounded JSON file with one-line errors naming the file and the fix (deep nesting and huge ints too)."""
+    return read_json_file(path, "a Spider JSON file", "restore the file from the release (or point --spider-dir / "
+                          "data settings at a Spider folder)")
 
 
 def load_tables(path: Path) -> dict[str, dict[str, Any]]:
@@ -95,7 +92,8 @@ def load_tables(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(tables, list) or not all(isinstance(t, dict) and isinstance(t.get("db_id"), str) for t in tables):
         raise DataError(f"{path} must hold a JSON list of schemas with a 'db_id' each",
                         "restore tables.json from the Spider release")
-    return {t["db_id"]: t for t in tables}
+    fix = "restore tables.json from the Spider release"
+    return {check_name(t["db_id"], f"{path}: db_id", fix): t for t in tables}
 
 
 def resolve_variant_root(root: Path, split: str) -> tuple[Path, Path]:
@@ -148,6 +146,7 @@ def build_split(name: str, rows: list[dict], qfield: str, tables: dict, db_dirs:
         missing = [k for k in ("db_id", "query") if k not in row]
         if missing or (qfield not in row and "question" not in row):
             raise DataError(f"{path}: example {i} lacks {missing or [qfield]}", "each example needs db_id, query, question")
+        _check_example(path, i, row, qfield)
         ex = SpiderExample(index=i, db_id=row["db_id"], question=row.get(qfield) or row["question"],
                            query=row["query"], sql=row.get("sql"),
                            extra={k: v for k, v in row.items() if k in ("type", "SpiderQuestion")})
@@ -159,13 +158,23 @@ def build_split(name: str, rows: list[dict], qfield: str, tables: dict, db_dirs:
     return SpiderSplit(name, examples, skipped, dict(reasons), tables, db_dirs)
 
 
+def _check_example(path: Path, i: int, row: dict[str, Any], qfield: str) -> None:
+    """db_id a plain name (it becomes a path), query and question strings: one line instead of a traceback later."""
+    fix = "each example needs db_id, query and question as strings, as in the Spider release"
+    check_name(row["db_id"], f"{path}: example {i}'s db_id", fix)
+    question = row.get(qfield) or row.get("question")
+    for key, value in (("query", row["query"]), ("question", question)):
+        if not isinstance(value, str):
+            raise DataError(f"{path}: example {i}'s {key} is {type(value).__name__}, not a string", fix)
+
+
 def read_gold_sql(path: str | Path) -> list[tuple[str, str]]:
     """Official gold file: one ``SQL<TAB>db_id`` per line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist", "pass --gold pointing at dev_gold.sql")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input_bytes(path, "a gold SQL file", "pass --gold pointing at dev_gold.sql", 256 * MB).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})",
                         "pass the official gold file (SQL<TAB>db_id per line, UTF-8)") from e

@@ -3,7 +3,8 @@
 Every way a file can be wrong ends in one :class:`DataError` naming the file (and line) and the fix, never a
 traceback: binary or non-UTF-8 bytes, a JSON array instead of JSONL, a non-integer ``index`` (``true`` included),
 an ``sql`` that is not a string. Lines are split on ``\\n`` only, so a form feed, U+2028 or U+0085 inside a
-prediction never splits it, and a TAB inside the SQL never shifts it.
+prediction never splits it, and a TAB inside the SQL never shifts it. The file is streamed under a size limit
+(``PRED_MAX_BYTES``), and only after it is known to be a regular file.
 """
 
 from __future__ import annotations
@@ -15,29 +16,47 @@ from typing import Any
 
 from sqlshift.data.spider import SpiderSplit, read_gold_sql
 from sqlshift.errors import DataError
+from sqlshift.inputs import MB, open_input
 
 log = logging.getLogger(__name__)
 
 _JSONL_FIX = "each line must be one JSON object like {\"index\": 0, \"sql\": \"SELECT ...\"}"
 
 
-def read_text_file(path: Path, what: str, fix: str) -> str:
-    """UTF-8 text of ``path`` (a BOM is dropped); DataError for binary or undecodable bytes."""
-    data = path.read_bytes()
-    if b"\x00" in data:
-        raise DataError(f"{path} is a binary file, not {what} (it holds NUL bytes)", fix)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}:{line} is not UTF-8 text (byte {e.start}: {e.reason})",
-                        f"save it as UTF-8; {fix}") from e
+#: largest predictions file read (Spider dev's is ~0.2 MB; 100k predictions ~30 MB): a bigger one is refused
+#: before a byte is read, with a message naming this limit
+PRED_MAX_BYTES = 256 * MB
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines split on ``\\n`` only (``\\r`` of CRLF dropped): ``str.splitlines`` also breaks at ``\\f``, U+0085,
-    U+2028 ..., which may sit inside a prediction."""
-    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+def read_lines(path: Path, what: str, fix: str, max_bytes: int = PRED_MAX_BYTES) -> list[str]:
+    """Lines of a UTF-8 text file, streamed (a BOM dropped, ``\\r`` of CRLF dropped), split on ``\\n`` only.
+
+    The file is checked first (a regular file of at most ``max_bytes``: a link to /dev/zero or a 3 GB sparse
+    file is refused without reading); each line is checked for NUL bytes (binary) and decoded on its own, so the
+    error names the line.
+    """
+    lines: list[str] = []
+    offset = 0
+    with open_input(path, what, fix, max_bytes) as f:
+        if b"\x00" in f.read(8192):  # binary, as git and file(1) tell: NUL bytes near the start
+            raise DataError(f"{path} is a binary file, not {what} (it holds NUL bytes)", fix)
+        f.seek(0)
+        for n, raw in enumerate(f, 1):  # a binary file iterates on b"\n" only
+            if b"\x00" in raw:
+                raise DataError(f"{path} is a binary file, not {what} (it holds NUL bytes)", fix)
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw, offset = raw[3:], 3
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n} is not UTF-8 text (byte {offset + e.start}: {e.reason})",
+                                f"save it as UTF-8; {fix}") from None
+            offset += len(raw)
+            if offset > max_bytes:
+                raise DataError(f"{path} grew over the {max_bytes // MB} MB limit for {what} while being read", fix)
+            line = line[:-1] if line.endswith("\n") else line
+            lines.append(line[:-1] if line.endswith("\r") else line)
+    return lines
 
 
 def read_predictions(path: str | Path, split: SpiderSplit, gold_path: str | Path | None = None) -> dict[int, dict]:
@@ -47,23 +66,22 @@ def read_predictions(path: str | Path, split: SpiderSplit, gold_path: str | Path
     per line aligned with the gold file (``gold_path``, lines ``SQL<TAB>db_id``) or, without it, with the split.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path} does not exist", "pass --pred pointing at predictions.jsonl or a .sql file")
-    text = read_text_file(path, "predictions", "pass predictions.jsonl or a .sql file with one query per line")
-    lines = split_lines(text)
+    lines = read_lines(path, "predictions", "pass predictions.jsonl or a .sql file with one query per line")
     first = next((line.strip() for line in lines if line.strip()), "")
     if first.startswith("["):
-        _reject_json_array(path, text)
+        _reject_json_array(path, lines)
     if first.startswith("{"):
         return _read_jsonl(path, lines, split)
     return _read_official(path, lines, split, gold_path)
 
 
-def _reject_json_array(path: Path, text: str) -> None:
+def _reject_json_array(path: Path, lines: list[str]) -> None:
     """No SQL starts with ``[``: this is a JSON array (or a broken one), which is not JSONL."""
     try:
-        kind = "a JSON array" if isinstance(json.loads(text), list) else "JSON"
-    except json.JSONDecodeError:
+        kind = "a JSON array" if isinstance(json.loads("\n".join(lines)), list) else "JSON"
+    except (ValueError, RecursionError):
         kind = "a (malformed) JSON array"
     raise DataError(f"{path} is {kind}, not JSONL (one object per line)",
                     f"write one object per line, e.g. `jq -c '.[]' {path.name} > predictions.jsonl`")
@@ -78,7 +96,12 @@ def _parse_jsonl_row(path: Path, n: int, line: str) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{n} is not valid JSON ({e.msg})", _JSONL_FIX) from e
+        raise DataError(f"{path}:{n} is not valid JSON ({e.msg})", _JSONL_FIX) from None
+    except RecursionError:
+        raise DataError(f"{path}:{n} is nested too deeply to read (hundreds of levels of [ or {{)",
+                        _JSONL_FIX) from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise DataError(f"{path}:{n} holds a value Python refuses ({str(e).split(';')[0]})", _JSONL_FIX) from None
     if not isinstance(row, dict) or type(row.get("index")) is not int or "sql" not in row:
         raise DataError(f"{path}:{n} lacks an integer 'index' and an 'sql' field",
                         "each line must be like {\"index\": 0, \"sql\": \"SELECT ...\"}")

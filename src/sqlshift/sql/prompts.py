@@ -9,8 +9,8 @@ tokenizer's chat template (plain text ending in ``SQL:`` when there is none). Pr
 
 from __future__ import annotations
 
+import logging
 import re
-import sqlite3
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sqlshift.errors import DataError
-from sqlshift.sql.sandbox import open_readonly
+from sqlshift.sql.sandbox import SqlSandbox
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a Text-to-SQL assistant. Given a SQLite database schema and a question, "
@@ -27,7 +27,12 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 #: tables.json column types -> SQL type names shown in CREATE TABLE ("others" has no SQL meaning: shown as TEXT)
 TYPE_NAMES = {"text": "TEXT", "number": "NUMBER", "time": "TIME", "boolean": "BOOLEAN", "others": "TEXT"}
+log = logging.getLogger(__name__)
+
 SAMPLE_VALUE_CHARS = 40
+SAMPLE_TIMEOUT_S = 5.0  # per sample-rows query (a table may be a never-ending view)
+SAMPLE_MAX_BYTES = 16 * 1024 * 1024  # result budget of one sample-rows query
+SAMPLE_MEMORY_MB = 512
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -96,7 +101,18 @@ def _flat_keys(keys: list[Any]) -> list[int]:
 
 
 def create_table_statements(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(original name, natural name, CREATE TABLE text) per table of one tables.json entry."""
+    """(original name, natural name, CREATE TABLE text) per table of one tables.json entry.
+
+    A malformed entry (an index out of range, a number where a name belongs) is one DataError naming it.
+    """
+    try:
+        return _create_table_statements(entry)
+    except (IndexError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"tables.json entry '{entry.get('db_id')}' is malformed ({type(e).__name__}: {e})",
+                        "restore tables.json from the Spider release") from None
+
+
+def _create_table_statements(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
     try:
         tnames = entry["table_names_original"]
         natural = entry.get("table_names") or tnames
@@ -129,14 +145,26 @@ def _cell(value: Any) -> str:
     return s if len(s) <= SAMPLE_VALUE_CHARS else s[: SAMPLE_VALUE_CHARS - 3] + "..."
 
 
-def sample_rows_text(conn: sqlite3.Connection, table: str, n: int) -> str:
-    """``/* n example rows ... */`` comment for one table (empty when the table has no rows or cannot be read)."""
-    try:
-        cur = conn.execute(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}")
-        rows = cur.fetchall()
-        header = [d[0] for d in cur.description]
-    except sqlite3.Error:
-        return ""
+def sample_rows_texts(db_path: Path, tables: list[str], n: int) -> dict[str, str]:
+    """``/* n example rows ... */`` comment per table, each query run in the SQL sandbox under its bounds.
+
+    A user's database is untrusted like a model's SQL: a table may be a never-ending view or hold huge values,
+    so every sample query gets the sandbox's time, row and memory limits (``SAMPLE_TIMEOUT_S`` ...). A table
+    that cannot be read in time gets no sample rows (logged), never a hang.
+    """
+    jobs = [(db_path, f"SELECT * FROM {quote_ident(t)} LIMIT {int(n)}") for t in tables]
+    with SqlSandbox(timeout_s=SAMPLE_TIMEOUT_S, max_rows=n, max_bytes=SAMPLE_MAX_BYTES, memory_mb=SAMPLE_MEMORY_MB,
+                    workers=1) as sandbox:
+        results = sandbox.execute_many(jobs)
+    out = {}
+    for table, res in zip(tables, results):
+        if not res.ok:
+            log.warning("%s: no sample rows for table %s (%s: %s)", db_path, table, res.error_type, res.message)
+        out[table] = _samples_comment(table, res.columns or [], res.rows or []) if res.ok else ""
+    return out
+
+
+def _samples_comment(table: str, header: list[str], rows: list[tuple[Any, ...]]) -> str:
     if not rows:
         return ""
     body = "\n".join(" | ".join(_cell(v) for v in r) for r in rows)
@@ -144,15 +172,11 @@ def sample_rows_text(conn: sqlite3.Connection, table: str, n: int) -> str:
 
 
 def build_schema(entry: dict[str, Any], db_path: Path | None = None, sample_rows: int = 0) -> Schema:
-    """Serialise one tables.json entry; sample rows come from ``db_path`` when given and present."""
+    """Serialise one tables.json entry; sample rows come from ``db_path`` (through the sandbox) when present."""
     stmts = create_table_statements(entry)
     samples = {name: "" for name, _, _ in stmts}
     if sample_rows > 0 and db_path is not None and Path(db_path).is_file():
-        conn = open_readonly(Path(db_path))
-        try:
-            samples = {name: sample_rows_text(conn, name, sample_rows) for name, _, _ in stmts}
-        finally:
-            conn.close()
+        samples = sample_rows_texts(Path(db_path), [name for name, _, _ in stmts], sample_rows)
     return Schema(entry.get("db_id", ""), [TableBlock(n, nat, c, samples[n]) for n, nat, c in stmts])
 
 

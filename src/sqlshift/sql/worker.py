@@ -52,6 +52,7 @@ class ExecResult:
     error_type: str | None = None
     message: str | None = None
     elapsed_s: float = 0.0
+    columns: list[str] | None = None  # result column names (schema prompts show them above sample rows)
 
     @property
     def ok(self) -> bool:
@@ -196,7 +197,8 @@ def run_query(db_path: str, sql: str, limits: Limits = Limits()) -> ExecResult:
         rows, error = _fetch_bounded(cur, limits)
         if error:
             return ExecResult.error("resource_limit", error, time.monotonic() - start)
-        return ExecResult(rows=rows, elapsed_s=time.monotonic() - start)
+        return ExecResult(rows=rows, elapsed_s=time.monotonic() - start,
+                          columns=[short_message(str(d[0])) for d in cur.description or ()])
     except (sqlite3.Error, MemoryError, OverflowError, ValueError) as e:
         kind = classify_error(e)
         msg = f"{type(e).__name__}: {ascii(str(e))[1:-1] if isinstance(e, UnicodeError) else e}"
