@@ -9,8 +9,12 @@ class SqlshiftError(Exception):
         self.fix = fix
 
     def __str__(self) -> str:
+        """The message and its fix; a message already ending in a hint (a wrapped error's) keeps that one only."""
         msg = super().__str__()
-        return f"{msg} (fix: {self.fix})" if self.fix else msg
+        last = msg.splitlines()[-1] if msg else ""
+        if not self.fix or self.fix in msg or ("(fix: " in last and last.rstrip().endswith(")")):
+            return msg
+        return f"{msg} (fix: {self.fix})"
 
 
 class DataError(SqlshiftError):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from sqlshift.data.layout import HINT as LAYOUT_HINT
 from sqlshift.lm.api import LM, LoglikelihoodRequest
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import ONE_ANSWER_SHARE, ResultsFile, base_metrics, sample_items, write_metrics
@@ -58,7 +59,7 @@ class MMLUBenchmark(Benchmark):
     def check(self) -> list[str]:
         d = self.mmlu_dir() / self.settings.split
         if not d.is_dir():
-            return [f"{self.out_name}: {d} does not exist (MMLU CSV folders test/, dev/, val/; see docs/DATA.md)"]
+            return [f"{self.out_name}: {d} does not exist (MMLU CSV folders test/, dev/, val/; {LAYOUT_HINT})"]
         try:
             names = self.subjects()
         except Exception as e:  # noqa: BLE001 - one line in the up-front report

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from sqlshift.data.layout import HINT as LAYOUT_HINT
 from sqlshift.lm.api import LM, GenerateRequest
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import sample_items, write_metrics
@@ -104,7 +105,7 @@ class SpiderBenchmark(Benchmark):
         missing = [p for p in (spider_dir / "tables.json", spider_dir / "database") if not p.exists()]
         if not var_dir.is_dir():
             missing.insert(0, var_dir)
-        return [f"{self.out_name}: {p} does not exist (see docs/DATA.md for the layout)" for p in missing]
+        return [f"{self.out_name}: {p} does not exist ({LAYOUT_HINT})" for p in missing]
 
     def size(self) -> int | None:
         return len(self.load().examples)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA
 from sqlshift.data.mmlu import resolve_mmlu_dir
+from sqlshift.data.layout import HINT as LAYOUT_HINT
 from sqlshift.errors import DataError
 from sqlshift.jsonl import read_jsonl
 from sqlshift.sql.prediction_files import write_official
@@ -40,7 +41,7 @@ def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str |
     bench = SpiderBenchmark(settings, Path(spider_dir))
     problems = bench.check()
     if problems:
-        raise DataError("; ".join(problems), "pass --spider-dir with the Spider folders (docs/DATA.md)")
+        raise DataError("; ".join(problems), f"pass --spider-dir with the Spider folders ({LAYOUT_HINT})")
     split_data = bench.load()
     log.info(split_data.skip_summary())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, 
     bench = MMLUBenchmark(settings, resolve_mmlu_dir(mmlu_dir))
     problems = bench.check()
     if problems:
-        raise DataError("; ".join(problems), "pass --mmlu-dir with the MMLU CSV folders (docs/DATA.md)")
+        raise DataError("; ".join(problems), f"pass --mmlu-dir with the MMLU CSV folders ({LAYOUT_HINT})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive_output(out):

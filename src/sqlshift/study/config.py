@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
 
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
 from sqlshift.strict import Strict
@@ -91,21 +94,69 @@ class ExperimentConfig(Strict):
                               + (f" (did you mean {hint[0]}?)" if hint else f"; use one of {', '.join(available())}"))
                 continue
             try:
-                out.append(get_benchmark(name).Settings.model_validate(item))
+                settings_cls = get_benchmark(name).Settings
+                out.append(settings_cls.model_validate(item))
             except ValidationError as e:
-                errors += [f"benchmarks[{i}] ({name}): {describe(err)}" for err in e.errors()]
+                errors += [f"benchmarks[{i}] ({name}): {describe(err, settings_cls)}" for err in e.errors()]
             except ImportError as e:
                 errors.append(f"benchmarks[{i}] ({name}): needs a package that is not installed ({e.name})")
         if errors:
-            raise ValueError("; ".join(errors))
+            raise ValueError("\n  - ".join(errors))  # one line each, as every other problem
         return out
 
 
-def describe(err: Any) -> str:
-    """One pydantic error as ``dotted.key: message``."""
-    loc = ".".join(str(x) for x in err.get("loc", ()))
-    msg = "unknown key" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+def describe(err: Any, model: type[BaseModel] | None = None) -> str:
+    """One pydantic error as ``dotted.key: message``; an unknown key gets a did-you-mean from ``model``'s keys."""
+    parts = err.get("loc", ())
+    loc = ".".join(str(x) for x in parts)
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key" + (unknown_key_hint(model, parts) if model is not None else "")
     return f"{loc}: {msg}" if loc else msg
+
+
+def unknown_key_hint(model: type[BaseModel], loc: Sequence[Any]) -> str:
+    """`` (did you mean batch_size?)`` for a near miss; a training key at the top level points at a run's overrides."""
+    key = str(loc[-1]) if loc else ""
+    near = difflib.get_close_matches(key, keys_at(model, loc[:-1]), n=1)
+    if near:
+        return f" (did you mean {near[0]}?)"
+    if model is ExperimentConfig and len(loc) == 1 and is_training_key(key):
+        return f" (a training setting: put it in a run's overrides, e.g. runs: [{{name: run1, config: " \
+               f"embedded-cpu, overrides: {{{key}: ...}}}}])"
+    return ""
+
+
+def is_training_key(key: str) -> bool:
+    """Whether ``key`` (dotted allowed: ``lora.r``) names a training-config setting."""
+    from sqlshift.train.config import TrainConfig
+
+    head = key.split(".")[0]
+    return head in TrainConfig.model_fields and head not in ExperimentConfig.model_fields
+
+
+def keys_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """The keys a config section at ``loc`` accepts (list indices skipped, through lists and optionals)."""
+    for part in loc:
+        if isinstance(part, int) or str(part).isdigit():
+            continue
+        field = model.model_fields.get(str(part))
+        sub = model_in(field.annotation) if field else None
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``list[RunSpec]``, ``LMSettings | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def packaged_config(name: str) -> Path:
@@ -117,7 +168,9 @@ def expand(value: str, base: Path) -> str:
     """Expand ``${ENV}`` and make relative paths relative to the config file."""
     v = os.path.expandvars(value)
     if "$" in v:
-        raise ConfigError(f"unset environment variable in '{value}'", "export it, e.g. SQLSHIFT_DATA_DIR=../shared/data")
+        names = ", ".join(sorted(set(re.findall(r"\$\{?(\w+)", v)))) or value
+        raise ConfigError(f"unset environment variable {names} in '{value}'",
+                          f"export it before running, e.g. export {names.split(', ')[0]}=/path/to/data")
     if v in ("demo", "embedded") or v.startswith(("/", "~")) or "://" in v:
         return v
     p = base / v
@@ -136,9 +189,10 @@ def load_experiment(path: str | Path | None) -> ExperimentConfig:
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        problems = [describe(err).replace("Value error, ", "") for err in e.errors()]
+        problems = [describe(err, ExperimentConfig).replace("benchmarks: Value error, ", "").replace("Value error, ", "")
+                    for err in e.errors()]
         problems += salvaged_problems(raw, p.parent)
-        raise ConfigError(f"{p}:\n  - " + "\n  - ".join(problems), "fix the keys named (see configs/ for examples)") from e
+        raise ConfigError(f"{p}:\n  - " + "\n  - ".join(problems), "correct the keys named; `sqlshift configs` lists example studies") from e
     base = p.parent
     cfg.data_dir = expand(cfg.data_dir, base)
     for s in cfg.benchmarks:

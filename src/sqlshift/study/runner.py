@@ -25,7 +25,7 @@ import yaml
 from sqlshift.lm.api import LM, get_backend
 from sqlshift.benchmarks.api import Benchmark
 from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
-from sqlshift.errors import BelowChance, ConfigError, TrainingDiverged
+from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
 
 log = logging.getLogger("sqlshift")
 
@@ -156,8 +156,8 @@ class Runner:
         """Stop before any model loads when the study could not finish (all problems in one message)."""
         problems = validate(self.cfg, self.benches)
         if problems:
-            raise ConfigError("the experiment cannot run:\n  - " + "\n  - ".join(problems),
-                              "fix the items above; nothing was loaded or trained")
+            raise ConfigError("the experiment cannot run (nothing was loaded or trained); fix these:\n  - "
+                              + "\n  - ".join(problems))
 
     def lm(self) -> LM:
         """The base model, loaded once; adapters are switched in and out around it."""
@@ -392,15 +392,21 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
     run_dir = Path(output or cfg.output_dir or Path("runs") / cfg.name)
     setup_logging(run_dir)
     t0 = time.time()
-    runner = Runner(cfg, run_dir, record=whole)
+    runner: Runner | None = None
     try:
+        runner = Runner(cfg, run_dir, record=whole)
         with study_lock(run_dir, only):
             paths = runner.run()
     except KeyboardInterrupt:
         log.warning("interrupted: rerun the same command to resume (finished steps are kept)")
         raise
+    except SqlshiftError as e:  # the console gets it from the CLI; run.log must say why the run stopped too
+        to_run_log(logging.ERROR, f"stopped: {e}")
+        raise
     finally:
-        log.info("steps run: %d, cached: %d, wall %.1f s", len(runner.cache.ran), len(runner.cache.hits), time.time() - t0)
+        if runner is not None and (runner.cache.ran or runner.cache.hits):
+            log.info("steps run: %d, cached: %d, wall %.1f s", len(runner.cache.ran), len(runner.cache.hits),
+                     time.time() - t0)
     from sqlshift.report import print_summary
 
     print_summary(run_dir)
@@ -453,6 +459,14 @@ def lock_holders(run_dir: Path, name: str) -> str:
     text = (run_dir / name).read_text().strip()
     pid = text.split()[1] if text.startswith("pid ") and len(text.split()) > 1 else ""
     return text if pid.isdigit() and Path(f"/proc/{pid}").exists() else "another sqlshift process"
+
+
+def to_run_log(level: int, message: str) -> None:
+    """Write one record to ``run.log`` only (the console already shows it, from the CLI)."""
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+    for h in logging.getLogger("sqlshift").handlers:
+        if isinstance(h, logging.FileHandler):
+            h.handle(record)
 
 
 def setup_logging(run_dir: Path) -> None:
