@@ -50,11 +50,11 @@ class LMSettings(Strict):
 class RunSpec(Strict):
     """One fine-tuning run: a training preset or file plus overrides, and what to evaluate of it."""
 
-    name: str
+    name: str  # the model's key in the report and its folder under models/
     config: str | None = None  # a training preset or YAML file
     adapter: str | None = None  # instead of training: an adapter folder trained elsewhere (same base model)
     overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys allowed: {"lora.r": 16}
-    checkpoints: list[int] | Literal["all", "none"] = "none"
+    checkpoints: list[int] | Literal["all", "none"] = "none"  # saved checkpoints to evaluate too (by step)
     lambdas: list[float] = Field(default_factory=list)  # LoRA scales (WiSE-FT); 1.0 is the run itself
     replicate_of: str | None = None  # a training-seed replica of another run: the report's training-noise band
 
@@ -62,19 +62,19 @@ class RunSpec(Strict):
 class ExperimentConfig(Strict):
     """A whole study."""
 
-    name: str = "study"
-    output_dir: str | None = None
-    model: str = "embedded"
-    lm: LMSettings = Field(default_factory=LMSettings)
+    name: str = "study"  # the run directory's name: runs/<name>
+    output_dir: str | None = None  # the run directory (default runs/<name>; `sqlshift run -o` overrides it)
+    model: str = "embedded"  # Hub id, local folder, .gguf file or embedded (SmolLM2-135M-Instruct, offline)
+    lm: LMSettings = Field(default_factory=LMSettings)  # backend, device, precision
     data_dir: str = "demo"  # a folder holding spider/, mmlu/, general/ ... (docs/DATA.md), or the embedded demo
     prompt: PromptConfig = Field(default_factory=PromptConfig)  # Text-to-SQL prompts, training and evaluation
-    benchmarks: list[SerializeAsAny[BenchmarkSettings]] = Field(default_factory=list)
+    benchmarks: list[SerializeAsAny[BenchmarkSettings]] = Field(default_factory=list)  # by name, below
     specialty: str | None = None  # benchmark folder name; default: the first specialty benchmark
     generality: str | list[str] | None = None  # one name, or a list (composite); default: every generality one
-    runs: list[RunSpec] = Field(default_factory=list)
+    runs: list[RunSpec] = Field(default_factory=list)  # fine-tuning runs, each evaluated like the baseline
     baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
     max_generality_drop: float = 2.0  # points: the budget for the report's pick
-    allow_below_chance: bool = False
+    allow_below_chance: bool = False  # report a below-chance score instead of failing (exit 3)
 
     @field_validator("benchmarks", mode="before")
     @classmethod

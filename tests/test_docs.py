@@ -1,0 +1,46 @@
+"""The documents a user reads agree with the code and with each other."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_settings_reference_is_up_to_date() -> None:
+    """docs/SETTINGS.md is generated from the Settings classes: regenerate it when a key changes."""
+    from sqlshift.settings_reference import reference_markdown
+
+    doc = (ROOT / "docs" / "SETTINGS.md").read_text(encoding="utf-8")
+    assert doc == reference_markdown(), ("docs/SETTINGS.md is stale: run "
+                                         "`PYTHONPATH=src python -m sqlshift.settings_reference > docs/SETTINGS.md`")
+
+
+def test_settings_reference_lists_every_benchmark_and_its_own_keys() -> None:
+    from sqlshift.api import available, get_benchmark
+    from sqlshift.settings_reference import reference_markdown
+
+    doc = reference_markdown()
+    for name in available():
+        body = doc.split(f"## `benchmark: {name}`", 1)[1].split("\n## ", 1)[0]
+        own = set(get_benchmark(name).Settings.model_fields) - {"benchmark", "name", "sample", "sample_seed",
+                                                                "points", "data_dir"}
+        assert {k for k in own if f"| `{k}` |" not in body} == set(), name
+    assert "| `max_new_tokens` | int | 192 | as Spider's" in doc  # a trailing comment becomes the meaning
+
+
+def test_packaged_layout_matches_data_md() -> None:
+    """`sqlshift layout` (for wheel users) prints the same layout block as docs/DATA.md."""
+    from sqlshift.data.layout import LAYOUT
+
+    md = (ROOT / "docs" / "DATA.md").read_text(encoding="utf-8")
+    assert md.split("## Layout\n\n```\n", 1)[1].split("```", 1)[0] == LAYOUT
+
+
+def test_readme_and_data_md_agree_on_the_real_data_test_time() -> None:
+    times = {f: re.findall(r"SQLSHIFT_DATA_DIR=\S+ python -m pytest -q`?[^.]*?about (\d+) minutes",
+                           (ROOT / f).read_text(encoding="utf-8").replace("\n", " "))
+             for f in ("README.md", "docs/DATA.md")}
+    assert len(set(sum(times.values(), []))) <= 1, times
+
