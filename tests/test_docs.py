@@ -10,16 +10,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_settings_reference_is_up_to_date() -> None:
     """docs/SETTINGS.md is generated from the Settings classes: regenerate it when a key changes."""
-    from sqlshift.settings_reference import reference_markdown
+    from sqlshift.study.reference import reference_markdown
 
     doc = (ROOT / "docs" / "SETTINGS.md").read_text(encoding="utf-8")
     assert doc == reference_markdown(), ("docs/SETTINGS.md is stale: run "
-                                         "`PYTHONPATH=src python -m sqlshift.settings_reference > docs/SETTINGS.md`")
+                                         "`PYTHONPATH=src python -m sqlshift.study.reference > docs/SETTINGS.md`")
 
 
 def test_settings_reference_lists_every_benchmark_and_its_own_keys() -> None:
-    from sqlshift.api import available, get_benchmark
-    from sqlshift.settings_reference import reference_markdown
+    from sqlshift.benchmarks.api import available, get_benchmark
+    from sqlshift.study.reference import reference_markdown
 
     doc = reference_markdown()
     for name in available():

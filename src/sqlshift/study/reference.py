@@ -1,7 +1,7 @@
 """The settings reference (docs/SETTINGS.md): every key an experiment YAML accepts, generated from the classes
 that validate it, so the documentation cannot drift from the code (a test compares the file with this output).
 
-``python -m sqlshift.settings_reference > docs/SETTINGS.md`` rewrites it.
+``python -m sqlshift.study.reference > docs/SETTINGS.md`` rewrites it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 HEADER = """# Settings reference
 
 Every key of an experiment YAML (`sqlshift run study.yaml`), generated from the classes that validate it
-(`python -m sqlshift.settings_reference > docs/SETTINGS.md`; a test keeps this file up to date). Unknown keys are
+(`python -m sqlshift.study.reference > docs/SETTINGS.md`; a test keeps this file up to date). Unknown keys are
 errors. `sqlshift configs` lists the example studies that ship with sqlshift.
 """
 
@@ -96,10 +96,10 @@ def section(title: str, cls: type[BaseModel], intro: str = "", skip: tuple[str, 
 
 def reference_markdown() -> str:
     """The whole reference: the study, its sections, then each benchmark's settings (common keys once)."""
-    from sqlshift.api import BenchmarkSettings, available, get_benchmark
-    from sqlshift.config import ExperimentConfig, LMSettings, RunSpec
-    from sqlshift.prompts import PromptConfig
-    from sqlshift.train_config import DataSettings, LoraSettings, ReplaySettings, TrainConfig
+    from sqlshift.benchmarks.api import BenchmarkSettings, available, get_benchmark
+    from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec
+    from sqlshift.sql.prompts import PromptConfig
+    from sqlshift.train.config import DataSettings, LoraSettings, ReplaySettings, TrainConfig
 
     parts = [HEADER, *section("The study (top level)", ExperimentConfig),
              *section("`lm:` how the model runs", LMSettings), *section("`runs:` one fine-tuning run", RunSpec),
