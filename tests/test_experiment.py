@@ -238,6 +238,7 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         raise AssertionError("training started before the config was validated")
 
     monkeypatch.setattr(experiment, "load_lm", no_load)
+    monkeypatch.setattr(experiment, "run_isolated", no_train)  # training runs in a child process
     monkeypatch.setattr(train, "train", no_train)
     return loads
 

@@ -16,6 +16,7 @@ import pytest
 import sqlshift.lm.vllm as lv
 from sqlshift.lm.api import GenerateRequest, LoglikelihoodRequest, get_backend
 from sqlshift.errors import ConfigError, ModelError
+from vllm_stand_in import install_stand_in
 
 
 def test_module_imports_without_vllm_and_is_registered() -> None:
@@ -200,64 +201,63 @@ def test_continuation_score_sums_the_continuation_only() -> None:
 # ---------------------------------------------------------------- the whole class over a stand-in engine
 
 
-class FakeLLM:
-    """``vllm.LLM`` as read from vLLM 0.26's source, computed with transformers on CPU: output ids keep the stop
-    token, ``finish_reason`` is stop/length, prompt log-probs are ``[None, {id: Logprob(logprob, rank)}, ...]``."""
-
-    def __init__(self, folder: str, **kw: Any) -> None:
-        from sqlshift.lm.models import load_model
-
-        self.model, _ = load_model(folder, device="cpu", dtype="fp32")
-        self.kw = kw
-
-    def generate(self, prompts: list[dict], params: Any, *, lora_request: Any = None, use_tqdm: Any = True) -> list:
-        from sqlshift.lm.models import apply_adapter
-
-        params = params if isinstance(params, list) else [params] * len(prompts)
-        model = apply_adapter(self.model, lora_request.lora_path) if lora_request else self.model
-        try:
-            return [self.one(model, p["prompt_token_ids"], sp) for p, sp in zip(prompts, params)]
-        finally:
-            if lora_request:
-                self.model = model.unload()
-
-    def one(self, model: Any, ids: list[int], sp: Any) -> Any:
-        import torch
-
-        x = torch.tensor([ids])
-        with torch.inference_mode():
-            if sp.prompt_logprobs is not None:
-                lp = torch.log_softmax(model(input_ids=x).logits[0].float(), -1)
-                row = lambda i, t: SimpleNamespace(logprob=float(lp[i, t]), rank=int((lp[i] >= lp[i, t]).sum()))  # noqa
-                plp = [None] + [{t: row(i - 1, t)} for i, t in enumerate(ids) if i]
-                return SimpleNamespace(prompt_logprobs=plp, outputs=[])
-            assert sp.ignore_eos and sp.temperature == 0.0
-            new = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=sp.max_tokens,
-                                 do_sample=False, eos_token_id=sp.stop_token_ids, pad_token_id=sp.stop_token_ids[0])
-        out = new[0, len(ids):].tolist()
-        stop = next((i for i, t in enumerate(out) if t in sp.stop_token_ids), None)
-        done = SimpleNamespace(token_ids=out if stop is None else out[:stop + 1],
-                               finish_reason="length" if stop is None else "stop")
-        return SimpleNamespace(prompt_logprobs=None, outputs=[done])
-
-
 @pytest.fixture()
 def stand_in(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, tmp_path: Path) -> Any:
-    """A VLLMLM whose ``vllm`` is the stand-in above, on the tiny model, fp32 like the HF backend on CPU."""
+    """A VLLMLM whose ``vllm`` is the stand-in engine, on the tiny model, fp32 like the HF backend on CPU."""
+    install_stand_in(monkeypatch)
+    return lv.VLLMLM(str(tiny_model_dir), dtype="fp32", cache_dir=tmp_path, progress=False)
+
+
+def test_one_token_continuations_take_one_step_per_context(stand_in: Any) -> None:
+    """MMLU letters: one request per context asks for exactly the letters' ids, not prompt log-probs."""
+    seen: list[Any] = []
+    real = stand_in.llm.generate
+    stand_in.llm.generate = lambda prompts, params, **kw: (seen.extend(params), real(prompts, params, **kw))[1]
+    letters = [" A", " B", " C", " D"]
+    reqs = [LoglikelihoodRequest(q, c) for q in ("Question one?\nAnswer:", "Question two?\nAnswer:") for c in letters]
+    scores = stand_in.loglikelihood(reqs)
+    assert len(seen) == 2 and all(sp.prompt_logprobs is None and sp.max_tokens == 1 for sp in seen)
+    assert sorted(seen[0].logprob_token_ids) == sorted(stand_in.encode_continuation(c)[0] for c in letters)
+    assert sum(g for _, g in scores[:4]) <= 1 and all(lp < 0 for lp, _ in scores)
+
+
+def test_engine_start_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, stand_in: Any, tiny_model_dir: Path,
+                                          tmp_path: Path) -> None:
+    import sys
+
+    def broken(*a: Any, **kw: Any) -> Any:
+        raise RuntimeError("Engine core initialization failed. See root cause above.\nFailed core proc(s): {}")
+
+    monkeypatch.setattr(sys.modules["vllm"], "LLM", broken)
+    with pytest.raises(ModelError) as e:
+        lv.VLLMLM(str(tiny_model_dir), dtype="fp32", cache_dir=tmp_path, progress=False)
+    assert "\n" not in str(e.value) and "Failed core proc" in str(e.value) and "gpu_memory_utilization" in str(e.value)
+
+
+def test_too_little_free_gpu_memory_is_one_line_before_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
     import types
 
-    mods = {n: types.ModuleType(n) for n in ("vllm", "vllm.inputs", "vllm.lora", "vllm.lora.request")}
-    mods["vllm"].__version__ = "stand-in"
-    mods["vllm"].LLM = FakeLLM
-    mods["vllm"].SamplingParams = lambda **kw: SimpleNamespace(**{"prompt_logprobs": None, **kw})
-    mods["vllm.inputs"].TokensPrompt = dict
-    mods["vllm.lora.request"].LoRARequest = lambda name, lid, path: SimpleNamespace(lora_name=name, lora_int_id=lid,
-                                                                                   lora_path=path)
-    for n, m in mods.items():
-        monkeypatch.setitem(sys.modules, n, m)
-    monkeypatch.setattr(lv, "vllm_available", lambda: True)
-    return lv.VLLMLM(str(tiny_model_dir), dtype="fp32", cache_dir=tmp_path, progress=False)
+    nvml = types.ModuleType("pynvml")
+    nvml.nvmlInit = lambda: None
+    nvml.nvmlDeviceGetHandleByIndex = lambda i: i
+    nvml.nvmlDeviceGetMemoryInfo = lambda h: SimpleNamespace(free=43.35 * 2**30, total=79.18 * 2**30)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    lv.check_free_memory(0.5)  # 39.6 GiB wanted, 43.35 free: fine
+    with pytest.raises(ModelError) as e:
+        lv.check_free_memory(0.85)
+    assert "43.4 of 79.2 GiB free" in str(e.value) and "gpu_memory_utilization to 0.50" in str(e.value)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1234")  # a UUID: no index to ask NVML about, no check
+    lv.check_free_memory(0.85)
+
+
+def test_close_shuts_the_engine_down(stand_in: Any) -> None:
+    calls: list[str] = []
+    stand_in.llm.llm_engine = SimpleNamespace(engine_core=SimpleNamespace(shutdown=lambda: calls.append("down")))
+    stand_in.close()
+    stand_in.close()  # twice is harmless
+    assert calls == ["down"] and stand_in.llm is None
 
 
 def test_stand_in_engine_scores_and_generates_as_hf(stand_in: Any, pair: tuple[Any, Any], tiny_adapter: Path) -> None:

@@ -16,6 +16,10 @@ class SqlshiftError(Exception):
             return msg
         return f"{msg} (fix: {self.fix})"
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Keep the fix when the error crosses a process boundary (training runs in a child process)."""
+        return type(self), (super().__str__(), self.fix)
+
 
 class DataError(SqlshiftError):
     """A data file is missing or malformed."""

@@ -78,6 +78,9 @@ class LM(abc.ABC):
         """Backend facts worth recording in metrics.json (e.g. a padding self-check); empty by default."""
         return {}
 
+    def close(self) -> None:
+        """Release the model (GPU memory, engine processes); the runner calls it once it is done with the model."""
+
 
 BACKENDS: dict[str, str] = {
     "hf": "sqlshift.lm.hf:HFLM",

@@ -104,6 +104,16 @@ class HFLM(LM):
         return {"backend": self.backend, "padding_check_max_abs_diff": self._pad_diff,
                 "n_truncated": self.n_truncated}
 
+    def close(self) -> None:
+        import gc
+
+        import torch
+
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     # ---- tokenisation -----------------------------------------------------------------------------------
     def encode_context(self, text: str) -> list[int]:
         """Context ids: special tokens added unless the text already starts with the BOS text (chat templates)."""

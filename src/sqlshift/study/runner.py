@@ -26,6 +26,7 @@ from sqlshift.lm.api import LM, get_backend
 from sqlshift.benchmarks.api import Benchmark
 from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
+from sqlshift.isolate import run_isolated
 
 log = logging.getLogger("sqlshift")
 
@@ -168,7 +169,7 @@ class Runner:
     # ---- training -----------------------------------------------------------------------------------------
     def train_run(self, spec: RunSpec) -> Path:
         """Train one run (cached by its resolved config) and return its output folder."""
-        from sqlshift.train.trainer import load_train_config, train
+        from sqlshift.train.trainer import load_train_config
 
         tcfg = self.bind_train_data(load_train_config(spec.config, spec.overrides))
         out = self.run_dir / "train" / spec.name
@@ -176,10 +177,8 @@ class Runner:
         if self.cache.done(f"train/{spec.name}", key, [out / "adapter_config.json"]):
             log.info("train/%s: cached", spec.name)
             return out
-        log.info("train/%s: training", spec.name)
-        if self._lm is not None and self.cfg.lm.device != "cpu":
-            self._lm = None  # free the evaluation model's memory for training
-        train(tcfg, out, model_spec=self.cfg.model)
+        log.info("train/%s: training in a child process (it frees all its memory when it ends)", spec.name)
+        run_isolated(train_in_child, tcfg, out, self.cfg.model, self.run_dir, name=f"train/{spec.name}")
         self.cache.record(f"train/{spec.name}", key)
         return out
 
@@ -262,25 +261,38 @@ class Runner:
         minutes = estimate_minutes(self.cfg, self.benches)
         if minutes is not None:
             log.info("estimate: about %.0f minutes on an idle 2-core CPU (more on a busy machine)", minutes)
-        # Baseline first, then each run right after its training: an interrupted study keeps whole results.
-        if self.cfg.baseline:
-            self.evaluate_entry(ModelEntry("baseline", "baseline"))
-        diverged: list[TrainingDiverged] = []
-        for run in self.cfg.runs:
-            try:
-                entries = self.run_entries(run)
-            except TrainingDiverged as e:  # a NaN adapter is not a model: record it, go on with the other runs
-                log.error("%s", e)
-                diverged.append(e)
-                self.record_failure(run.name, str(e))
-                continue
-            for entry in entries:
+        # Every run is trained (each in its own process) before the model is loaded for evaluation: one model
+        # (one vLLM engine) then serves the baseline and every point, and training never competes for its memory.
+        entries, diverged = self.train_all()
+        try:
+            for entry in ([ModelEntry("baseline", "baseline")] if self.cfg.baseline else []) + entries:
                 self.evaluate_entry(entry)
+        finally:
+            self.close_lm()
         from sqlshift.report import build_report
 
         paths = build_report(self.run_dir)
         self.raise_problems(diverged)
         return paths
+
+    def train_all(self) -> tuple[list[ModelEntry], list[TrainingDiverged]]:
+        """Train (or find cached) every run; a diverged run is recorded and left out, the others go on."""
+        entries: list[ModelEntry] = []
+        diverged: list[TrainingDiverged] = []
+        for run in self.cfg.runs:
+            try:
+                entries += self.run_entries(run)
+            except TrainingDiverged as e:  # a NaN adapter is not a model: record it, go on with the other runs
+                log.error("%s", e)
+                diverged.append(e)
+                self.record_failure(run.name, str(e))
+        return entries, diverged
+
+    def close_lm(self) -> None:
+        """Shut the evaluation model (engine) down explicitly: a vLLM engine left to interpreter exit aborts it."""
+        if self._lm is not None:
+            self._lm.close()
+            self._lm = None
 
     def raise_problems(self, diverged: list[TrainingDiverged]) -> None:
         """Guards fire after every result and the report are written: nothing is lost, but nothing passes."""
@@ -293,6 +305,14 @@ class Runner:
 
 #: the embedded model on an idle 2-core CPU (docs/results.md, "Embedded default study"): seconds per unit
 CPU_COST = {"load": 25.0, "generated_token": 1.6 / 96, "choice": 0.07 / 4, "train_step": 10.3}
+
+
+def train_in_child(tcfg: Any, out: Path, model: str, run_dir: Path) -> None:
+    """A training run as a child process does it: log to the study's run.log, train, exit (memory freed)."""
+    from sqlshift.train.trainer import train
+
+    setup_logging(run_dir)
+    train(tcfg, out, model_spec=model)
 
 
 def estimate_minutes(cfg: ExperimentConfig, benches: list[Benchmark]) -> float | None:
