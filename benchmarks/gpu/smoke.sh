@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU smoke check, for every change to model, backend, runner or training code: `sqlshift run` on
+# configs/gpu-smoke.yaml (SmolLM2-135M-Instruct, 64 Spider dev questions, 500 MMLU questions, a 30-step LoRA run and
+# its λ = 0.5 point) through vLLM, then the same study with lm.backend: hf; exit codes, wall times and each step's
+# log go to $OUT/smoke.log. With SQLSHIFT_IMPORT_LOG set, every Python process records the top-level modules it
+# imports (benchmarks/gpu/importspy), which benchmarks/gpu/vllm_wheels_used.py turns into the vLLM wheel list.
+# Here first:  SQLSHIFT_DATA_DIR=../shared/data bash benchmarks/gpu/pack.sh   (then carry .carry/parts/NN one per call)
+# There:       bash benchmarks/gpu/smoke.sh
+set -uo pipefail
+source benchmarks/gpu/prepare.sh
+set +e
+cd $SNAP
+LOG=$OUT/smoke.log
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader | tee $LOG
+python3 -c "import torch, transformers, vllm; print('torch', torch.__version__, 'transformers', transformers.__version__, 'vllm', vllm.__version__)" 2>&1 | tail -1 | tee -a $LOG
+python3 - configs/gpu-smoke.yaml /root/runs/gpu-smoke-hf.yaml <<'PY'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg["name"], cfg["lm"]["backend"] = cfg["name"] + "-hf", "hf"
+yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
+PY
+run() {  # config, run dir, extra env
+  local t0=$(date +%s)
+  env "${@:3}" python3 -m sqlshift run "$1" --model embedded -o "$2" > "$2.log" 2>&1
+  local rc=$?
+  grep -v -E "it/s\]|s/it\]|^\s*$" "$2.log" | tail -40 >> $LOG
+  echo "== rc=$rc wall=$(( $(date +%s) - t0 )) s  sqlshift run $1" | tee -a $LOG
+}
+run configs/gpu-smoke.yaml /root/runs/gpu-smoke-vllm PYTHONPATH=$SNAP/benchmarks/gpu/importspy:$PYTHONPATH \
+  SQLSHIFT_IMPORT_LOG=${SQLSHIFT_IMPORT_LOG:-}
+run /root/runs/gpu-smoke-hf.yaml /root/runs/gpu-smoke-hf
+# the same verdicts? (a 135M model; bf16 kernels may flip a few)
+python3 - <<'PY' | tee -a $LOG
+import json, pathlib
+for point in ("baseline", "lora", "lora-lambda0.5"):
+    for bench in ("spider-dev", "mmlu"):
+        rows = {}
+        for b in ("vllm", "hf"):
+            f = pathlib.Path(f"/root/runs/gpu-smoke-{b}/models/{point}/{bench}/results.jsonl")
+            rows[b] = {r["id"]: r["correct"] for r in map(json.loads, f.read_text().splitlines())} if f.is_file() else {}
+        same = sum(rows["vllm"].get(k) == v for k, v in rows["hf"].items())
+        print(f"{point:16s} {bench:10s} vllm {sum(rows['vllm'].values())}/{len(rows['vllm'])}  "
+              f"hf {sum(rows['hf'].values())}/{len(rows['hf'])}  same verdict {same}/{len(rows['hf'])}")
+PY
+cp /root/runs/gpu-smoke-vllm/summary.json $OUT/smoke-vllm.summary.json 2>/dev/null
+cp /root/runs/gpu-smoke-vllm/run.log $OUT/smoke-vllm.run.log 2>/dev/null
+echo "== smoke done" | tee -a $LOG
