@@ -191,3 +191,12 @@ def check_name(value: Any, what: str, fix: str, error: type[SqlshiftError] = Dat
     if not isinstance(value, str) or not value or value in (".", "..") or any(c in value for c in _PATH_BREAKERS):
         raise error(f"{what} {value!r} is not a plain name (it would lead outside its folder as a path)", fix)
     return value
+
+
+def read_json_object(path: str | Path, what: str, fix: str, max_bytes: int = JSON_MAX_BYTES,
+                     error: type[SqlshiftError] = DataError) -> dict[str, Any]:
+    """:func:`read_json_file` whose top level must be an object (``{...}``): a list or an empty file is one line."""
+    data = read_json_file(path, what, fix, max_bytes, error)
+    if not isinstance(data, dict):
+        raise error(f"{path} holds a JSON {type(data).__name__}, not an object ({what})", fix)
+    return data

@@ -313,3 +313,36 @@ def exclusive_output(folder: str | Path, what: str = "sqlshift") -> Iterator[Pat
                 if held[1] == 0:
                     del _HELD[key]
                     os.close(held[0])  # releases the flock; the file stays (unlinking it would race)
+
+
+# ---------------------------------------------------------------------------------------------------- shared JSON state
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A run directory's own JSON object (steps.json, failures.json, metrics.json): bounded, one-line errors."""
+    from sqlshift.inputs import read_json_object
+
+    return read_json_object(path, f"a run directory's {path.name}",
+                            f"delete {path} (the steps it records are redone on the next run)")
+
+
+def merge_json(path: Path, update: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into the JSON object in ``path`` under a lock and write it atomically; returns the result.
+
+    Several processes (one per GPU) may share a run directory: each adds its keys without losing the others'.
+    """
+    with _locked(path):
+        merged = {**(read_state(path) if path.exists() else {}), **update}
+        atomic_write_text(path, json.dumps(merged, indent=2, sort_keys=True))
+    return merged
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``<path>.lock`` (never through a link) for a read-modify-write of ``path``."""
+    with os.fdopen(open_output(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

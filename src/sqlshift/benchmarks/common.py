@@ -41,9 +41,9 @@ class ResultsFile:
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         """Add rows (each with ``id`` and ``correct``) to the file and to memory, flushed at once."""
-        from sqlshift.outputs import append_jsonl
+        from sqlshift.outputs import append_jsonl, open_append
 
-        with self.path.open("a", encoding="utf-8") as fh:
+        with open_append(self.path) as fh:
             for row in rows:
                 self.rows[str(row["id"])] = row
                 append_jsonl(fh, row)

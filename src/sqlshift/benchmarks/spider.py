@@ -20,6 +20,7 @@ from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import sample_items, write_metrics
 from sqlshift.errors import EmptyPredictions
 from sqlshift.jsonl import read_jsonl
+from sqlshift.outputs import open_append
 from sqlshift.sql.prompts import PromptConfig
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def predict_split(lm: LM, split: Any, out_path: Path, *, prompt_cfg: PromptConfi
         prompts = [builder.build(e) for e in chunk]
         gens = lm.generate([GenerateRequest(p.text, max_new_tokens) for p in prompts], batch_size=batch_size,
                            desc=f"generate {split.name}")
-        with out_path.open("a", encoding="utf-8") as fh:
+        with open_append(out_path) as fh:
             for e, p, g in zip(chunk, prompts, gens):
                 rec = prediction_record(e, g.text, g.n_tokens, g.hit_limit, p)
                 done[e.index] = rec

@@ -8,13 +8,13 @@ complete, tiny study offline. The package ships text only (``.sql``, ``.json``, 
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
 
 from sqlshift.data.mmlu import DEMO_SUBCATEGORIES  # noqa: F401  (demo subject -> MMLU subcategory, one definition)
 from sqlshift.errors import DataError
+from sqlshift.outputs import atomic_write_bytes, refuse_link
 
 #: databases used for training; ``league`` appears only in dev, so the demo has one unseen schema.
 TRAIN_DBS = ("library", "school", "shop")
@@ -53,10 +53,10 @@ def ensure_demo(dest: str | Path) -> Path:
 
 def _copy_if_changed(src: Path, dst: Path) -> None:
     """Copy unless ``dst`` already holds the same bytes (keeps reruns cheap and mtimes stable)."""
+    refuse_link(dst)
     if dst.is_file() and dst.read_bytes() == src.read_bytes():
         return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
+    atomic_write_bytes(dst, src.read_bytes())
 
 
 def _build_db(sql_file: Path, db_path: Path) -> None:

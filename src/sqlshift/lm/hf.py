@@ -9,11 +9,14 @@ whose continuation is a single token share one forward pass per distinct context
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlshift.errors import ModelError
+from sqlshift.inputs import hash_file
 from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
 
 log = logging.getLogger(__name__)
@@ -22,15 +25,22 @@ PAD_CHECK_TOL_FP32 = 1e-3
 PAD_CHECK_TOL_LOW = 0.25  # bf16/fp16 logits move this much with batch shape alone
 
 
-def adapter_fingerprint(adapter: Path | None) -> str | None:
-    """Hash of an adapter's weights, so a retrained run invalidates its cached evaluations."""
-    import hashlib
+#: largest adapter weights file hashed (a rank-64 LoRA of a 7B model is ~0.6 GB): past it, one-line error
+ADAPTER_MAX_BYTES = 20 * 1024**3
 
+
+def adapter_fingerprint(adapter: Path | None) -> str | None:
+    """Hash of an adapter's weights, so a retrained run invalidates its cached evaluations.
+
+    Streamed 1 MB at a time, regular files only, at most ``ADAPTER_MAX_BYTES`` each: weights linked to
+    /dev/zero or a FIFO are one ModelError line, never an endless read or a MemoryError.
+    """
     if adapter is None:
         return None
     h = hashlib.sha256()
     for f in sorted(Path(adapter).glob("adapter_model.*")):
-        h.update(f.read_bytes())
+        hash_file(f, "adapter weights", "point the adapter at a folder written by `sqlshift train`",
+                  ADAPTER_MAX_BYTES, h, error=ModelError)
     return h.hexdigest()[:16]
 
 

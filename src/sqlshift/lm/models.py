@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import ModelError
+from sqlshift.inputs import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def resolve_spec(spec: str | None) -> ModelSource:
             raise ModelError(f"GGUF file {p} does not exist", "pass an existing .gguf file")
         return ModelSource(str(p.parent), p.name, p.name)
     if p.is_dir():
+        check_model_folder(p)
         ggufs = sorted(p.glob("*.gguf"))
         if not (p / "config.json").is_file() and len(ggufs) == 1:
             return ModelSource(str(p), ggufs[0].name, str(p))
@@ -62,6 +64,31 @@ def resolve_spec(spec: str | None) -> ModelSource:
     if spec.startswith((".", "/", "~")):
         raise ModelError(f"model path {spec} does not exist", "pass an existing folder, a .gguf file or a Hub id")
     return ModelSource(spec, None, spec)  # a Hub id
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_model_folder(folder: Path, adapter: bool = False) -> None:
+    """Refuse, as one line, folders whose loading would run someone else's code: pickle-only weights (unpickling
+    can execute code) or a config that asks for custom model code (``auto_map``).
+
+    transformers/peft refuse these too, but with a traceback; here the user learns which file and what to do.
+    """
+    weights = [f.name for f in sorted(folder.iterdir()) if f.suffix in PICKLE_SUFFIXES and f.is_file()]
+    safe = any(folder.glob("*.safetensors")) or any(folder.glob("*.gguf"))
+    if weights and not safe:
+        raise ModelError(f"{folder} holds only pickle weights ({', '.join(weights[:3])}), which sqlshift does not "
+                         "load (unpickling can run code)",
+                         "convert them to safetensors where you trust them (save_pretrained(out, "
+                         "safe_serialization=True)) and pass that folder")
+    config = folder / ("adapter_config.json" if adapter else "config.json")
+    if config.is_file():
+        data = read_json_file(config, "a model config", "restore config.json from the model's release",
+                              max_bytes=16 * 1024 * 1024, error=ModelError)
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise ModelError(f"{config} asks for custom model code (auto_map), which sqlshift never runs",
+                             "use a model whose architecture transformers ships, or its safetensors export")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -183,6 +210,7 @@ def apply_adapter(model: Any, adapter: str | Path, merge: bool = False, scale: f
     if not (adapter / "adapter_config.json").is_file():
         raise ModelError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)",
                          "pass the output folder of `sqlshift train` or one of its checkpoint-N folders")
+    check_model_folder(adapter, adapter=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = PeftModel.from_pretrained(model, str(adapter))
     if scale != 1.0:

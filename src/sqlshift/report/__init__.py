@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlshift.outputs import atomic_write_text
 from sqlshift.report.console import print_summary
 from sqlshift.report.load import load_study
 from sqlshift.report.plots import make_plots
@@ -34,9 +35,8 @@ def build_report(run_dir: str | Path, max_drop: float | None = None, alpha: floa
     title = f"sqlshift report: {run_dir.name}"
     out = {"report.md": run_dir / "report.md", "report.html": run_dir / "report.html",
            "summary.json": run_dir / "summary.json"}
-    out["report.md"].write_text(render_md(title, sections, run_dir), encoding="utf-8")
-    out["report.html"].write_text(render_html(title, sections), encoding="utf-8")
-    out["summary.json"].write_text(json.dumps(summary_for_json(summary), indent=2, default=str) + "\n",
-                                   encoding="utf-8")
+    atomic_write_text(out["report.md"], render_md(title, sections, run_dir))
+    atomic_write_text(out["report.html"], render_html(title, sections))
+    atomic_write_text(out["summary.json"], json.dumps(summary_for_json(summary), indent=2, default=str) + "\n")
     out.update({f"plots/{p.name}": p for p in plots.values()})
     return out

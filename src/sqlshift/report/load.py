@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import DataError
+from sqlshift.inputs import read_json_file, read_yaml_file
 from sqlshift.jsonl import read_jsonl
 from sqlshift.stats import wilson_ci
 
@@ -23,12 +24,13 @@ KIND_RANK = {"baseline": 0, "run": 1, "checkpoint": 1, "interpolation": 2}
 DEFAULT_MAX_DROP = 2.0
 
 
-def read_json(path: Path) -> Any:
-    """JSON file with an error that names the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})", "rerun the step that wrote it") from e
+def read_json(path: Path, kind: type | None = None) -> Any:
+    """JSON file (bounded, one-line errors naming the file); ``kind`` the type its top level must have."""
+    fix = "rerun the step that wrote it (delete the file first)"
+    data = read_json_file(path, "a sqlshift output file", fix)
+    if kind is not None and not isinstance(data, kind):
+        raise DataError(f"{path} holds a JSON {type(data).__name__}, not an object", fix)
+    return data
 
 
 @dataclass
@@ -108,7 +110,7 @@ def legacy_id(folder: str, row: dict[str, Any]) -> str:
 
 def load_bench(bdir: Path) -> BenchResult:
     """One ``models/<key>/<bench>/`` folder."""
-    metrics = read_json(bdir / "metrics.json")
+    metrics = read_json(bdir / "metrics.json", dict)
     missing = {k: v for k, v in legacy_fields(bdir.name, metrics).items() if metrics.get(k) is None and v is not None}
     rows = read_jsonl(bdir / "results.jsonl")
     for r in rows:
@@ -164,7 +166,7 @@ def infer_info(name: str) -> dict[str, Any]:
 
 def load_model(mdir: Path) -> Model:
     """One ``models/<key>/`` folder with every benchmark folder that has a metrics.json."""
-    info = read_json(mdir / "model.json") if (mdir / "model.json").is_file() else infer_info(mdir.name)
+    info = read_json(mdir / "model.json", dict) if (mdir / "model.json").is_file() else infer_info(mdir.name)
     benches = {b.name: load_bench(b) for b in sorted(mdir.iterdir()) if (b / "metrics.json").is_file()}
     return Model(str(info.get("key") or mdir.name), info, benches)
 
@@ -218,7 +220,11 @@ def load_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = read_yaml_file(path, "a run's config.yaml", "rerun `sqlshift run` to rewrite it", error=DataError)
+    except yaml.YAMLError as e:
+        raise DataError(f"{path}: not valid YAML ({str(e).splitlines()[0]})",
+                        "rerun `sqlshift run` to rewrite it") from e
     return data if isinstance(data, dict) else {}
 
 

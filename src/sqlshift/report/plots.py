@@ -26,9 +26,14 @@ def new_figure(w: float = 7.0, h: float = 4.5) -> Any:
 
 
 def save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    """PNG bytes rendered in memory, then written atomically (never through a link planted in plots/)."""
+    import io
+
+    from sqlshift.outputs import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def err(v: float, c: list[float] | None) -> list[list[float]]:

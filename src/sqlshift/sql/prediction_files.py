@@ -17,6 +17,7 @@ from typing import Any
 from sqlshift.data.spider import SpiderSplit, read_gold_sql
 from sqlshift.errors import DataError
 from sqlshift.inputs import MB, open_input
+from sqlshift.outputs import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -202,5 +203,5 @@ def write_official(preds: list[dict[str, Any]], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [" ".join(str(p.get("sql") or "").split()) for p in sorted(preds, key=lambda p: p["index"])]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
     return path

@@ -32,11 +32,10 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from sqlshift.sql.worker import (DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S,  # noqa: F401
-                                 ERROR_TYPES, FETCH_CHUNK, MAX_SQL_BYTES, MAX_TIMEOUT_S, MAX_VALUE_BYTES, PROGRESS_EVERY,
-                                 ExecResult,
-                                 Limits, classify_error, init_worker, open_readonly, precheck_sql, run_query,
-                                 worker_pid, worker_query)
+from sqlshift.sql.worker import (DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MB,  # noqa: F401
+                                 DEFAULT_TIMEOUT_S, ERROR_TYPES, FETCH_CHUNK, MAX_SQL_BYTES, MAX_TIMEOUT_S,
+                                 MAX_VALUE_BYTES, PROGRESS_EVERY, ExecResult, Limits, classify_error, init_worker,
+                                 open_readonly, precheck_sql, run_query, worker_pid, worker_query)
 
 HARD_GRACE_S = 10.0  # extra wall time before a worker stuck outside sqlite is killed
 MAX_WAIT_S = 1e7  # a future's wait is clamped under threading.TIMEOUT_MAX (a huge timeout overflowed it)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
 from sqlshift.strict import Strict
 from sqlshift.errors import ConfigError
+from sqlshift.inputs import read_yaml_file
 from sqlshift.sql.prompts import PromptConfig
 
 DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml inside the package
@@ -183,7 +184,7 @@ def load_experiment(path: str | Path | None) -> ExperimentConfig:
     if not p.is_file():
         raise ConfigError(f"experiment config {p} does not exist", "pass a YAML file, e.g. configs/qwen15-study.yaml")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = read_yaml_file(p, "an experiment config", "pass a study YAML, e.g. configs/qwen15-study.yaml") or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax") from e
     try:

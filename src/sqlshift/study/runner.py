@@ -26,7 +26,9 @@ from sqlshift.lm.api import LM, get_backend
 from sqlshift.benchmarks.api import Benchmark
 from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
+from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
+from sqlshift.outputs import LinkSafeFileHandler, atomic_write_text, merge_json, open_output, read_state
 
 log = logging.getLogger("sqlshift")
 
@@ -41,7 +43,7 @@ class StepCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.steps: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+        self.steps: dict[str, str] = read_state(path) if path.exists() else {}
         self.ran: list[str] = []
         self.hits: list[str] = []
 
@@ -55,30 +57,6 @@ class StepCache:
         """Merge one step into the file under a lock: several processes (one per GPU) may share a run dir."""
         self.ran.append(name)
         self.steps = merge_json(self.path, {**self.steps, name: key})
-
-
-def merge_json(path: Path, update: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``update`` into the JSON object in ``path`` under a lock and write it atomically; returns the result.
-
-    Several processes (one per GPU) may share a run directory: each adds its keys without losing the others'.
-    """
-    with locked(path):
-        merged = {**(json.loads(path.read_text()) if path.is_file() else {}), **update}
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(merged, indent=2, sort_keys=True))
-        tmp.replace(path)
-    return merged
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``<path>.lock`` for a read-modify-write of ``path``."""
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclasses.dataclass
@@ -220,7 +198,7 @@ class Runner:
         """Every benchmark for one model, each a cached step in ``models/<key>/<benchmark>/``."""
         mdir = self.run_dir / "models" / entry.key
         mdir.mkdir(parents=True, exist_ok=True)
-        (mdir / "model.json").write_text(json.dumps(entry.meta(self.cfg.model), indent=2))
+        atomic_write_text(mdir / "model.json", json.dumps(entry.meta(self.cfg.model), indent=2))
         ident = self.identity(entry)
         todo: list[tuple[Benchmark, str, Path]] = []
         for bench in self.benches:
@@ -231,7 +209,7 @@ class Runner:
             if not self.cache.done(f"{entry.key}/{bench.out_name}", key, [out / "metrics.json"]):
                 todo.append((bench, key, out))
             else:  # a cached failure still fails: rerunning a broken study must not pass
-                self.problems += bench.problems(json.loads((out / "metrics.json").read_text()))
+                self.problems += bench.problems(read_state(out / "metrics.json"))
         if not todo:
             log.info("%s: all evaluations cached", entry.key)
             return
@@ -256,7 +234,7 @@ class Runner:
         self.check()
         spec, gen = axes(self.record, self.benches)  # --only selects runs, never benchmarks
         record = self.record.model_copy(update={"specialty": spec, "generality": gen})
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
+        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
         log.info("plan: %s", plan(self.cfg, self.benches))
         minutes = estimate_minutes(self.cfg, self.benches)
         if minutes is not None:
@@ -351,12 +329,13 @@ def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:
 def fresh_dir(out: Path, key: str) -> None:
     """Keep partial outputs made with the same inputs (resume); wipe those made with other inputs."""
     marker = out / ".step"
-    if out.exists() and (not marker.is_file() or marker.read_text() != key):
+    if out.exists() and (not marker.is_file() or read_input_bytes(marker, "a step marker", f"delete {marker}",
+                                                                   4096).decode(errors="replace") != key):
         for f in out.glob("*"):
             if f.is_file():
                 f.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(key)
+    atomic_write_text(marker, key)
 
 
 def final_step(train_dir: Path) -> int | None:
@@ -364,7 +343,7 @@ def final_step(train_dir: Path) -> int | None:
     for name in ("trainer_state.json", "log_history.json"):
         f = train_dir / name
         if f.is_file():
-            data = json.loads(f.read_text())
+            data = read_json_file(f, "a training log", f"retrain the run (delete {train_dir})")
             if isinstance(data, dict) and "global_step" in data:
                 return int(data["global_step"])
             if isinstance(data, list):
@@ -441,7 +420,7 @@ def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
     handles = []  # (file, written by us)
     try:
         for name, mode in wanted:
-            fh = open(run_dir / name, "a+")
+            fh = os.fdopen(open_output(run_dir / name, os.O_RDWR | os.O_CREAT), "r+")
             try:
                 fcntl.flock(fh, mode | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -468,12 +447,12 @@ def lock_holders(run_dir: Path, name: str) -> str:
     """Who holds ``name``: the live ``--only`` parts, else the whole-study process named in the file if it runs."""
     held = []
     for f in sorted(run_dir.glob(".lock-*")):
-        with open(f, "a+") as fh:
+        with os.fdopen(open_output(f, os.O_RDWR | os.O_CREAT), "r+") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 fcntl.flock(fh, fcntl.LOCK_UN)
             except BlockingIOError:
-                held.append(f.read_text().strip() or f.name)
+                held.append(fh.read(4096).strip() or f.name)
     if held:
         return "; ".join(held)
     text = (run_dir / name).read_text().strip()
@@ -496,7 +475,7 @@ def setup_logging(run_dir: Path) -> None:
     root.setLevel(logging.INFO)
     if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (run_dir / "run.log").resolve()
                for h in root.handlers):
-        fh = logging.FileHandler(run_dir / "run.log")
+        fh = LinkSafeFileHandler(run_dir / "run.log")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(fh)
     if not any(type(h) is logging.StreamHandler for h in root.handlers):

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sqlshift.errors import ConfigError
+from sqlshift.inputs import check_yaml_bomb, read_yaml_file
 from sqlshift.sql.prompts import PromptConfig
 
 PRESETS_DIR = Path(__file__).parents[1] / "configs" / "train"
@@ -129,6 +130,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             bad.append(f"{item!r} is not key=value")
             continue
         try:
+            check_yaml_bomb(value, f"override {key}")
             out[key] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError:
             bad.append(f"{key}: value {value!r} is not valid YAML")
@@ -193,7 +195,7 @@ def _read_raw(path: str | Path | None) -> tuple[dict[str, Any], str]:
         return {}, "<defaults>"
     p = resolve_train_config(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = read_yaml_file(p, "a training config", "pass a training YAML, e.g. configs/train/seed-run2.yaml") or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p.name} is not valid YAML: {e}", "fix the YAML syntax") from e
     if not isinstance(raw, dict):

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 
 from sqlshift.errors import ConfigError, TrainingDiverged
+from sqlshift.outputs import atomic_write_text
 from sqlshift.train.config import (PRESETS_DIR, DataSettings, LoraSettings, ReplaySettings, TrainConfig,
                                    apply_overrides, available_presets, load_train_config, parse_overrides,
                                    resolve_train_config, validate_train_overrides)
@@ -246,10 +247,9 @@ def write_outputs(trainer: Any, tok: Any, cfg: TrainConfig, output_dir: Path, su
     if not trainer.is_world_process_zero():
         return
     tok.save_pretrained(str(output_dir))
-    (output_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-                                                  encoding="utf-8")
-    (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1), encoding="utf-8")
-    (output_dir / "train_data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    atomic_write_text(output_dir / "train_config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(output_dir / "log_history.json", json.dumps(trainer.state.log_history, indent=1))
+    atomic_write_text(output_dir / "train_data.json", json.dumps(summary, indent=1))
 
 
 def check_rows_fit(mask: dict[str, Any], cfg: TrainConfig, path: SpeedPath) -> int | None:
