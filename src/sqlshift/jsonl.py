@@ -17,16 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import DataError
+from sqlshift.inputs import MB, read_input_bytes
+from sqlshift.outputs import refuse_link
 
 log = logging.getLogger(__name__)
+
+JSONL_MAX_BYTES = 2048 * MB  # results of 14k MMLU questions are ~10 MB; anything near this is not ours
 
 
 def read_jsonl(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
     """Complete rows of an append-only JSONL file; ``repair`` truncates a torn last line away."""
     path = Path(path)
+    if repair:
+        refuse_link(path)  # repairing truncates: never someone else's file behind a planted link
     if not path.is_file():
         return []
-    raw = path.read_bytes()
+    raw = read_input_bytes(path, "a JSONL file", "delete the file to redo that step", JSONL_MAX_BYTES)
     lines = raw.split(b"\n")
     tail = lines.pop()  # after the last newline: b"" or a line whose write did not finish
     rows: list[dict[str, Any]] = []

@@ -396,7 +396,7 @@ def check_timeout(timeout_s: Any) -> float:
         raise ConfigError(f"timeout {timeout_s!r} is not a positive number of seconds",
                           "pass --timeout with a value > 0, e.g. --timeout 30")
     if value > MAX_TIMEOUT_S:
-        raise ConfigError(f"timeout {timeout_s!r} is over the {MAX_TIMEOUT_S:g}-second (one day) limit per query",
+        raise ConfigError(f"timeout {value:g} s is over the {MAX_TIMEOUT_S:g}-second (one day) limit per query",
                           "pass --timeout with a value up to 86400, e.g. --timeout 30")
     return value
 
