@@ -5,6 +5,7 @@ runs the real one."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -112,6 +113,18 @@ def test_study_trains_first_then_one_engine_serves_every_point(tiny_model_dir: P
         metrics = (run_dir / "models" / point / "spider-dev" / "metrics.json").read_text()
         assert '"backend": "vllm"' in metrics
     assert "training in a child process" in (run_dir / "run.log").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["backends"] == ["vllm"] and {m["backend"] for m in summary["models"]} == {"vllm"}
+    assert "Every model was evaluated with the vllm backend." in (run_dir / "report.md").read_text()
+
+
+def test_report_says_when_points_come_from_different_backends() -> None:
+    from sqlshift.report.sections import backend_text
+
+    models = {"baseline": {"backend": "hf"}, "run1": {"backend": "vllm"}}
+    (line,) = backend_text({"backends": ["hf", "vllm"], "models": models})
+    assert "different backends" in line and "baseline: hf" in line and "run1: vllm" in line
+    assert backend_text({"backends": [], "models": {}}) == []
 
 
 def fake_vllm_package(root: Path, error: str) -> Path:

@@ -66,6 +66,18 @@ def missing_text(summary: dict[str, Any]) -> list[str]:
             "the specialty and generality axes leave them out."]
 
 
+def backend_text(summary: dict[str, Any]) -> list[str]:
+    """Which backend produced the numbers; a study whose points came from different backends says so."""
+    used = summary.get("backends") or []
+    if len(used) == 1:
+        return [f"Every model was evaluated with the {used[0]} backend."]
+    if not used:
+        return []
+    per = ", ".join(f"{k}: {m['backend']}" for k, m in summary["models"].items() if m.get("backend"))
+    return [f"Models were evaluated with different backends ({per}): differences between them include the "
+            "backends' own (bf16 kernels flip a few greedy tokens and log-prob ties)."]
+
+
 def keep(*ts: Table | None) -> list[Table]:
     return [t for t in ts if t is not None]
 
@@ -89,7 +101,7 @@ def build_sections(study: Study, summary: dict[str, Any], plots: dict[str, Path]
         Section("Multiple-choice answers", tables=kinds.multiple_choice_tables(study, summary)),
         Section("Generation health", tables=keep(kinds.generation_table(study, summary))),
         Section("Other scores", tables=keep(kinds.secondary_table(study, summary))),
-        Section("Coverage", missing_text(summary), [tables.coverage_table(study, summary)]),
+        Section("Coverage", missing_text(summary) + backend_text(summary), [tables.coverage_table(study, summary)]),
         Section("Training", tables=keep(tables.training_table(study, summary["diverged"])),
                 plots=[plots["loss"]] if "loss" in plots else []),
     ]

@@ -45,6 +45,7 @@ def model_entry(model: Model, study: Study, alpha: float) -> dict[str, Any]:
     base = study.baseline
     group = next((g for g, members in study.replicas.items() if model.kind == "run" and model.run in members), None)
     return {"kind": model.kind, "run": model.run, "step": model.step, "lambda": model.lam, "replica_group": group,
+            "backend": model.info.get("backend"),
             "benchmarks": {f: bench_entry(model, base, f, alpha) for f in study.folders() if f in model.benches},
             "composite": model_composite(model, base, study.generality) if study.composite else None}
 
@@ -131,6 +132,7 @@ def build_summary(study: Study, alpha: float = ALPHA) -> dict[str, Any]:
     summary["diverged"] = diverged_runs(study.histories)
     summary["failures"] = study.failures
     summary["missing_benchmarks"] = study.missing
+    summary["backends"] = sorted({m["backend"] for m in summary["models"].values() if m.get("backend")})
     return summary
 
 

@@ -198,8 +198,9 @@ class Runner:
         """Every benchmark for one model, each a cached step in ``models/<key>/<benchmark>/``."""
         mdir = self.run_dir / "models" / entry.key
         mdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(mdir / "model.json", json.dumps(entry.meta(self.cfg.model), indent=2))
-        ident = self.identity(entry)
+        ident = self.identity(entry)  # the backend goes into model.json: the report names it for every number
+        atomic_write_text(mdir / "model.json", json.dumps({**entry.meta(self.cfg.model), "backend": ident["backend"]},
+                                                          indent=2))
         todo: list[tuple[Benchmark, str, Path]] = []
         for bench in self.benches:
             if bench.settings.points == "final" and entry.kind not in ("baseline", "run"):
