@@ -15,7 +15,6 @@ before the runner defaults to it, and shows what the bf16 kernel differences do 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import time
@@ -146,9 +145,8 @@ def main() -> None:
                "model": a.model, "adapter": a.adapter, "scale": a.scale, "spider_prompts": len(data["prompts"]),
                "mmlu_questions": len(data["questions"])})
     res_hf = run_backend(hf, "hf", data, a, out)
+    hf.close()
     del hf, builder
-    gc.collect()
-    torch.cuda.empty_cache()
     t = time.perf_counter()
     vl = VLLMLM(a.model, max_model_len=a.max_model_len, gpu_memory_utilization=a.gpu_memory_utilization,
                 progress=False)
@@ -157,6 +155,7 @@ def main() -> None:
     compare(split, data, res_hf, res_vl, out)
     emit(out, {"task": "imported", "in_process_engine": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0",
                "top_level_modules": imported_top_level()})
+    vl.close()  # an engine left to interpreter exit aborts it (rc 134, "terminate called without an active exception")
 
 
 def imported_top_level() -> list[str]:
