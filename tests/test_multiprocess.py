@@ -26,8 +26,8 @@ def test_two_ranks_share_the_data_and_write_one_adapter(tiny_model_dir: Path, tm
     demo = ensure_demo(tmp_path / "demo")
     out = tmp_path / "ddp"
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    cmd = [torchrun, "--nproc_per_node", "2", "-m", "sqlshift.cli", "train", "--config", str(TRAIN_CONFIG),
-           "--model", str(tiny_model_dir), "--output", str(out), "max_steps=2", "per_device_batch_size=2",
+    cmd = [torchrun, "--nproc_per_node", "2", "-m", "sqlshift.cli", "train", str(TRAIN_CONFIG),
+           "--model", str(tiny_model_dir), "-o", str(out), "max_steps=2", "per_device_batch_size=2",
            "gradient_accumulation_steps=1", f"data.spider_dir={demo}", "data.limit_n=16", "save_steps=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

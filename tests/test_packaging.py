@@ -104,7 +104,7 @@ def test_installed_wheel_loads_every_shipped_config(wheel: Path, tmp_path: Path)
                           str(site), str(wheel)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     # Only the target on PYTHONPATH, run from an empty folder: `sqlshift` cannot come from src/ or the checkout.
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": str(site), "SQLSHIFT_DATA_DIR": str(tmp_path / "data")}
     work = tmp_path / "cwd"
     work.mkdir()
     res = subprocess.run([sys.executable, "-c", LOAD_SHIPPED, str(tmp_path / "demo")], capture_output=True,
@@ -122,3 +122,24 @@ def test_installed_wheel_loads_every_shipped_config(wheel: Path, tmp_path: Path)
         for config in runs:
             assert Path(config).is_file() and Path(config).is_relative_to(installed), config
     assert out["demo_dbs"] == sorted(p.stem for p in (PKG / "demo" / "databases").glob("*.sql"))
+
+
+def test_installed_wheel_runs_shipped_studies_by_name(wheel: Path, tmp_path: Path) -> None:
+    """From the wheel alone: --version answers, configs lists the studies, run takes one by name (it starts and
+    checks its data: here a missing folder, so it stops with one line naming it)."""
+    site = tmp_path / "site"
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target",
+                          str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    env = {**os.environ, "PYTHONPATH": str(site), "SQLSHIFT_DATA_DIR": str(tmp_path / "nodata"), "HF_HUB_OFFLINE": "1"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sqlshift", *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=300)
+
+    assert cli("--version").stdout.startswith("sqlshift ")
+    listed = cli("configs").stdout
+    assert all(f"  {p.stem} " in listed for p in (PKG / "configs").glob("*.yaml")), listed
+    res = cli("run", "general-embedded", "-o", str(tmp_path / "run"))
+    assert res.returncode == 2 and "does not exist" not in res.stderr.split("cannot run")[0], res.stderr
+    assert "the experiment cannot run" in res.stderr and "nodata" in res.stderr and "Traceback" not in res.stderr

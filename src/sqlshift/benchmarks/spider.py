@@ -7,7 +7,6 @@ sandbox and is judged with the official test-suite semantics (:mod:`sqlshift.sql
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -112,12 +111,14 @@ class SpiderBenchmark(Benchmark):
         return len(self.load().examples)
 
     def load(self) -> Any:
-        """The split with the seeded ``sample`` applied (skip accounting kept)."""
-        from sqlshift.data.spider import load_spider
+        """The split with the seeded ``sample`` (drawn from the evaluable examples, so it skips none) applied."""
+        from sqlshift.data.spider import load_spider, restrict
 
         split = load_spider(self.spider_root(), self.settings.split)
+        if self.settings.sample is None:
+            return split
         keep = sample_items(split.examples, self.settings.sample, self.settings.sample_seed)
-        return dataclasses.replace(split, examples=keep)
+        return restrict(split, {e.index for e in keep})
 
     def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
         from sqlshift.sql.execution import evaluate_split

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,13 +11,12 @@ from typing import Any
 from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA
 from sqlshift.data.mmlu import resolve_mmlu_dir
 from sqlshift.data.layout import HINT as LAYOUT_HINT
-from sqlshift.errors import DataError
+from sqlshift.errors import ConfigError, DataError
 from sqlshift.jsonl import read_jsonl
 from sqlshift.sql.prediction_files import write_official
 from sqlshift.sql.prompts import PromptConfig
 from sqlshift.stats import format_ci
 
-log = logging.getLogger(__name__)
 
 
 def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str | Path, split: str = "dev",
@@ -26,16 +24,20 @@ def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str |
                 max_new_tokens: int = 256, score: bool = False, sample_rows: int = 0) -> Path:
     """CLI entry: the runner's Spider benchmark on one model (+ adapter); ``score`` also judges the predictions.
 
-    ``out`` is a folder (or a ``.jsonl`` path whose folder is used); also writes ``predictions.sql`` (official
-    format). ``sample`` is the same seeded random subset an experiment config's ``sample`` takes."""
+    ``out`` is a folder: predictions.jsonl and predictions.sql (official format) go there, with ``score`` also
+    results.jsonl and metrics.json; a file name is refused rather than silently replaced by the folder's standard
+    names. ``sample`` is the same seeded random subset an experiment config's ``sample`` takes."""
     from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings, predict_split
-    from sqlshift.errors import DataError
+    from sqlshift.errors import ConfigError, DataError
     from sqlshift.lm.hf import HFLM
     from sqlshift.outputs import exclusive_output
 
-    out = Path(out)
-    pred_path = out if out.suffix == ".jsonl" else out / "predictions.jsonl"
-    out_dir = pred_path.parent
+    out_dir = Path(out)
+    if out_dir.suffix in FILE_SUFFIXES and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} names a file, but predict writes a folder (predictions.jsonl, "
+                          "predictions.sql, with --score results.jsonl and metrics.json)",
+                          f"pass the folder, e.g. --out {out_dir.parent / out_dir.stem}")
+    pred_path = out_dir / "predictions.jsonl"
     settings = SpiderSettings(benchmark="spider", split=split, sample=sample, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, prompt=PromptConfig(sample_rows=sample_rows))
     bench = SpiderBenchmark(settings, Path(spider_dir))
@@ -43,19 +45,30 @@ def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str |
     if problems:
         raise DataError("; ".join(problems), f"pass --spider-dir with the Spider folders ({LAYOUT_HINT})")
     split_data = bench.load()
-    log.info(split_data.skip_summary())
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_output(out_dir):
         lm = HFLM(model or "embedded")
         with lm.adapter(Path(adapter) if adapter else None):
-            if score:
-                bench.evaluate(lm, out_dir)
-                preds = read_jsonl(pred_path)
-            else:
-                preds = predict_split(lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size,
-                                      max_new_tokens=max_new_tokens)
+            metrics = bench.evaluate(lm, out_dir) if score else None
+            preds = read_jsonl(pred_path) if score else predict_split(
+                lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size,
+                max_new_tokens=max_new_tokens)
     write_official(preds, out_dir / "predictions.sql")
+    print_predicted(pred_path, out_dir / "predictions.sql", split_data, metrics)
     return pred_path
+
+
+FILE_SUFFIXES = (".jsonl", ".json", ".sql", ".txt", ".csv")
+
+
+def print_predicted(pred_path: Path, sql_path: Path, split: Any, metrics: dict[str, Any] | None) -> None:
+    """What predict wrote, how many examples it covered and skipped, and with ``--score`` the EX."""
+    print(f"predictions: {pred_path} ({len(split.examples)} examples; {split.skip_summary()})")
+    print(f"official format (one SQL per line): {sql_path}")
+    if metrics is not None:
+        lo, hi = metrics["ci95"]
+        print(f"EX: {100 * metrics['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={metrics['n']}, "
+              f"skipped {metrics['n_skipped']}): {pred_path.parent / 'metrics.json'}")
 
 
 def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, subjects: str | Sequence[str] = "seed",

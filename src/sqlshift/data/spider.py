@@ -67,6 +67,15 @@ class SpiderSplit:
         return f"{self.name}: {len(self.examples)} of {self.n_total} evaluable; skipped {why}"
 
 
+def restrict(split: SpiderSplit, keep: set[int]) -> SpiderSplit:
+    """The split cut down to the examples with these indices, its skip accounting counting only those.
+
+    A sample of 5 examples reports the examples of those 5 that were skipped, not every skipped one of the split."""
+    skipped = [e for e in split.skipped if e.index in keep]
+    return SpiderSplit(split.name, [e for e in split.examples if e.index in keep], skipped,
+                       dict(Counter(f"missing database {e.db_id}" for e in skipped)), split.tables, split.db_dirs)
+
+
 def find_db(db_dirs: list[Path], db_id: str) -> Path | None:
     """First ``<dir>/<db_id>/<db_id>.sqlite`` that exists, searching ``db_dirs`` in order.
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlshift.data.spider import load_spider
+from sqlshift.benchmarks.common import sample_items
+from sqlshift.data.spider import SpiderSplit, load_spider, restrict
 from sqlshift.errors import ConfigError
 from sqlshift.sql.execution import MODES, PARTIAL_NAME, check_timeout, evaluate_split
 from sqlshift.sql.prediction_files import read_predictions
@@ -32,7 +33,8 @@ def check_not_overwritten(inputs: Mapping[str, str | Path | None], out: str | Pa
 
 def run_eval_sql(spider_dir: str | Path, pred: str | Path, out: str | Path, gold: str | Path | None = None,
                  split: str = "dev", mode: str = "official", keep_distinct: bool = False,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, only_predicted: bool = False,
+                 sample: int | None = None, sample_seed: int = 42) -> dict[str, Any]:
     """``sqlshift eval-sql``: load the split and predictions, evaluate, print a short table, return metrics.
 
     Options and the output folder are checked, and the folder locked, before anything is loaded or run.
@@ -44,9 +46,28 @@ def run_eval_sql(spider_dir: str | Path, pred: str | Path, out: str | Path, gold
     with exclusive_output(out, "sqlshift eval-sql"):
         data = load_spider(spider_dir, split)
         predictions = read_predictions(pred, data, gold)
+        data, predictions = select_examples(data, predictions, only_predicted, sample, sample_seed)
         metrics = evaluate_split(data, predictions, out, mode=mode, keep_distinct=keep_distinct, timeout_s=timeout_s)
     print_metrics(metrics, data.skip_summary())
     return metrics
+
+
+def select_examples(data: SpiderSplit, predictions: dict[int, Any], only_predicted: bool, sample: int | None,
+                    seed: int) -> tuple[SpiderSplit, dict[int, Any]]:
+    """The examples to score: those predicted (``--only-predicted``) and/or the seeded sample ``predict --sample``
+    and a config's ``sample:`` draw; predictions for the others are set aside."""
+    if not only_predicted and sample is None:
+        return data, predictions
+    keep = {e.index for e in data.examples} | {e.index for e in data.skipped}
+    if only_predicted:
+        keep &= set(predictions)
+    if sample is not None:
+        drawn = sample_items([e for e in data.examples if e.index in keep], sample, seed)
+        keep = {e.index for e in drawn}
+    data = restrict(data, keep)
+    if not data.examples:
+        raise ConfigError("no example is left to score", "check --pred is for this --split, or drop --only-predicted")
+    return data, {i: p for i, p in predictions.items() if i in keep}
 
 
 def print_metrics(metrics: Mapping[str, Any], skip_line: str = "") -> None:

@@ -25,6 +25,7 @@ from sqlshift.inputs import read_yaml_file
 from sqlshift.sql.prompts import PromptConfig
 
 DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml inside the package
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # the studies (and train/ presets) that ship
 
 
 class LMSettings(Strict):
@@ -161,8 +162,45 @@ def model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def packaged_config(name: str) -> Path:
-    """Path of an experiment config shipped inside the package (``default``)."""
-    return Path(__file__).parents[1] / "configs" / f"{name}.yaml"
+    """Path of an experiment config shipped inside the package (``default``, ``general-embedded``, ...)."""
+    return CONFIGS_DIR / f"{name.removesuffix('.yaml')}.yaml"
+
+
+def shipped_configs() -> dict[str, list[tuple[str, str]]]:
+    """``{"studies ...": [(name, first comment sentence)], "training presets ...": [...]}`` for ``sqlshift configs``."""
+    def described(folder: Path) -> list[tuple[str, str]]:
+        return [(p.stem, first_comment(p)) for p in sorted(folder.glob("*.yaml"))]
+
+    return {"studies (sqlshift run NAME)": described(CONFIGS_DIR),
+            "training presets (a run's config:, sqlshift train NAME)": described(CONFIGS_DIR / "train")}
+
+
+def first_comment(path: Path) -> str:
+    """The YAML file's opening comment, first sentence: what the config is for."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    text = " ".join(lines)
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= 100 else first[:99].rstrip() + "…"
+
+
+def find_experiment(path: str | Path | None) -> Path:
+    """The YAML to load: a file, or the name of a study shipped in the package (``general-embedded``)."""
+    if path in (None, DEFAULT_CONFIG):
+        return packaged_config(DEFAULT_CONFIG)
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    shipped = packaged_config(str(path))
+    if len(p.parts) == 1 and shipped.is_file():
+        return shipped
+    names = [q.stem for q in sorted(CONFIGS_DIR.glob("*.yaml"))]
+    near = difflib.get_close_matches(p.stem, names, n=1)
+    raise ConfigError(f"experiment config {path} does not exist" + (f" (did you mean {near[0]}?)" if near else ""),
+                      f"pass a YAML file or a shipped study: {', '.join(names)}")
 
 
 def expand(value: str, base: Path) -> str:
@@ -180,9 +218,7 @@ def expand(value: str, base: Path) -> str:
 
 def load_experiment(path: str | Path | None) -> ExperimentConfig:
     """Read and validate an experiment YAML (every key checked; all problems in one error)."""
-    p = packaged_config(DEFAULT_CONFIG) if path in (None, DEFAULT_CONFIG) else Path(path)
-    if not p.is_file():
-        raise ConfigError(f"experiment config {p} does not exist", "pass a YAML file, e.g. configs/qwen15-study.yaml")
+    p = find_experiment(path)
     try:
         raw = read_yaml_file(p, "an experiment config", "pass a study YAML, e.g. configs/qwen15-study.yaml") or {}
     except yaml.YAMLError as e:
@@ -271,7 +307,7 @@ def axes(cfg: ExperimentConfig, benches: list[Benchmark]) -> tuple[str | None, l
 
 def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool = True) -> list[str]:
     """Every problem that would stop the study later, found before any model is loaded."""
-    from sqlshift.lm.models import resolve_spec
+    from sqlshift.lm.locate import locate_model
     from sqlshift.train.trainer import validate_train_overrides
 
     problems: list[str] = []
@@ -297,7 +333,7 @@ def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool =
         if r.replicate_of and r.replicate_of not in run_names:
             problems.append(f"runs[{r.name}]: replicate_of '{r.replicate_of}' is not a run of this study")
     try:
-        resolve_spec(cfg.model)
+        locate_model(cfg.model)
     except Exception as e:  # noqa: BLE001 - reported with the rest
         problems.append(f"model: {e}")
     return problems

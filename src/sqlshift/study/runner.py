@@ -384,9 +384,14 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
                    allow_below_chance: bool = False, model: str | None = None,
                    only: list[str] | None = None) -> dict[str, Path]:
     """CLI entry: load the config, run it, print the summary table; returns the report paths."""
+    from sqlshift.lm.locate import locate_model
+
+    if model:
+        locate_model(model)  # a typo in --model is one line before the config is even read
     cfg = load_experiment(config)
     if model:
         cfg.model = model
+    locate_model(cfg.model)  # before anything is written or built: an unreachable Hub is one line at once
     whole, cfg = cfg, select(cfg, only)
     cfg.allow_below_chance = cfg.allow_below_chance or allow_below_chance
     run_dir = Path(output or cfg.output_dir or Path("runs") / cfg.name)
@@ -397,8 +402,8 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
         runner = Runner(cfg, run_dir, record=whole)
         with study_lock(run_dir, only):
             paths = runner.run()
-    except KeyboardInterrupt:
-        log.warning("interrupted: rerun the same command to resume (finished steps are kept)")
+    except KeyboardInterrupt:  # the CLI prints the one line on the console
+        to_run_log(logging.WARNING, "interrupted: rerun the same command to resume (finished steps are kept)")
         raise
     except SqlshiftError as e:  # the console gets it from the CLI; run.log must say why the run stopped too
         to_run_log(logging.ERROR, f"stopped: {e}")

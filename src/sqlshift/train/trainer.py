@@ -284,14 +284,11 @@ def compact_lm_head_off_triton() -> Iterator[None]:
 
 
 def run_trainer(trainer: Any, resume: str | None) -> dict[str, Any]:
-    """``trainer.train`` with an interrupt hint; returns wall time, real (non-padding) tokens and tokens/s."""
+    """``trainer.train``; returns wall time, real (non-padding) tokens and tokens/s (Ctrl-C: the CLI says how to
+    resume, once)."""
     t0 = time.perf_counter()
-    try:
-        with quiet_library_warnings(), compact_lm_head_off_triton():
-            trainer.train(resume_from_checkpoint=resume)
-    except KeyboardInterrupt:
-        log.warning("interrupted: rerun the same command to resume")
-        raise
+    with quiet_library_warnings(), compact_lm_head_off_triton():
+        trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - t0
     tokens = int(getattr(trainer, "_total_train_tokens", 0))  # trl's count of non-padding tokens, all ranks
     speed = {"wall_s": round(wall, 1), "steps": trainer.state.global_step, "real_tokens": tokens,
