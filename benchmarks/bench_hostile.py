@@ -1,7 +1,9 @@
-"""Heavy hostile cases for ``sqlshift eval-sql`` (issue 17): parent memory, temp-file spill, a 10 MB prediction.
+"""Heavy hostile cases for ``sqlshift eval-sql`` (issues 17, 27): parent memory, temp-file spill, a 10 MB
+prediction, and how long Ctrl-C takes while hostile queries run.
 
-    python benchmarks/bench_hostile.py [--cases memory,tempspill,hugesql] [--timeout 30] [--workers 2]
+    python benchmarks/bench_hostile.py [--cases memory,tempspill,hugesql,ctrlc] [--timeout 30] [--workers 2]
                                        [--src OTHER/src]    # e.g. an older checkout, for a before/after
+                                       [--before-src OLD/src]   # ctrlc: run it on OLD too, in this same process
 
 Each case runs the real CLI (``sqlshift eval-sql``) in a child process on a generated Spider-layout folder (one
 sqlite database, 10 examples) and prints: the verdicts, the child's peak RSS (VmHWM of the parent process
@@ -13,6 +15,10 @@ once, plus anything left in the child's private TMPDIR), the largest worker RSS 
 * tempspill: ORDER BY and GROUP BY over a three-way cross join of a 1000-row table (sqlite sorts spill to temp
   files); peak temp bytes must stay bounded.
 * hugesql: one 10 MB prediction.
+* ctrlc: 2 quick predictions then 8 that never end on their own (only ``--timeout`` stops them); SIGINT goes to
+  the child once every worker is busy on them; reported: seconds from SIGINT to exit, exit code, workers still
+  alive 1 s after, verdicts kept in ``results.partial.jsonl``. With ``--before-src`` the same case runs on that
+  checkout first, so before and after are measured in one run of this script.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -43,6 +50,7 @@ def hostile_rows(rows: int = 200_000, cols: int = 150) -> str:
 SPILL = ["SELECT a.s, b.s, c.id FROM t a, t b, t c ORDER BY a.s || b.s || c.id",
          "SELECT a.s || b.s || c.id AS k, count(*) FROM t a, t b, t c GROUP BY k"]
 HUGE = "SELECT " + "1 + " * 2_500_000 + "1"  # 10 MB
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
 
 def build_spider(root: Path) -> Path:
@@ -131,6 +139,40 @@ def run_case(name: str, spider: Path, pred: Path, work: Path, timeout: float, wo
             "stderr_tail": err.strip().splitlines()[-1:] if proc.returncode else []}
 
 
+def _busy_workers(pid: int) -> list[psutil.Process]:
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    return [k for k in kids if k.is_running() and k.status() == psutil.STATUS_RUNNING]
+
+
+def run_ctrlc(name: str, spider: Path, pred: Path, work: Path, timeout: float, workers: int,
+              src: str | None) -> dict:
+    """eval-sql on endless predictions; SIGINT once ``workers`` workers run them; time until the child exits."""
+    out = work / f"out-{name}"
+    env = {**os.environ, "SQLSHIFT_BENCH_WORKERS": str(workers), "PYTHONPATH": src or os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, __file__, "--child", "eval-sql", "--spider-dir", str(spider), "--pred", str(pred),
+           "--out", str(out), "--timeout", str(timeout)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60 and len(_busy_workers(proc.pid)) < workers:
+        time.sleep(0.1)
+    time.sleep(2.0)  # every worker is inside an endless query now
+    pids = [k.pid for k in psutil.Process(proc.pid).children(recursive=True)]
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate()
+    took = time.monotonic() - start
+    time.sleep(1.0)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    partial = out / "results.partial.jsonl"
+    kept = len(partial.read_text().splitlines()) if partial.is_file() else 0
+    lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("BENCH ")]
+    return {"case": name, "rc": proc.returncode, "exit_after_sigint_s": took, "workers_alive_after_1s": len(alive),
+            "verdicts_kept": kept, "last_line": lines[-1][:160] if lines else ""}
+
+
 def child(argv: list[str]) -> None:
     """Run the CLI in this process and report its own peak RSS (VmHWM excludes the workers)."""
     import atexit
@@ -157,6 +199,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000, help="rows of the memory case's hostile query")
     ap.add_argument("--cols", type=int, default=150, help="empty-string columns of the memory case's hostile query")
     ap.add_argument("--src", default=None, help="PYTHONPATH for the child (another checkout's src/)")
+    ap.add_argument("--before-src", default=None, help="ctrlc: also run on this checkout's src/ (before), first")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     cases = args.cases.split(",")
@@ -172,6 +215,15 @@ def main() -> None:
             plan.append(("tempspill", SPILL))
         if "hugesql" in cases:
             plan.append(("hugesql", [HUGE]))
+        if "ctrlc" in cases:
+            pred = write_predictions(work / "ctrlc.jsonl", [GOLD, GOLD] + [ENDLESS] * (N_EXAMPLES - 2))
+            runs = ([("ctrlc-before", args.before_src)] if args.before_src else []) + [("ctrlc", args.src)]
+            for name, src in runs:
+                row = run_ctrlc(name, spider, pred, work, args.timeout, args.workers, src)
+                rows.append(row)
+                print(f"{row['case']:<12} rc={row['rc']} SIGINT -> exit {row['exit_after_sigint_s']:6.1f} s | "
+                      f"workers alive 1 s later: {row['workers_alive_after_1s']} | verdicts kept: "
+                      f"{row['verdicts_kept']} | {row['last_line']}", flush=True)
         for name, hostile in plan:
             pred = write_predictions(work / f"{name}.jsonl", hostile)
             row = run_case(name, spider, pred, work, args.timeout, args.workers, args.src)
