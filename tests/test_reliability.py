@@ -363,3 +363,40 @@ def test_malformed_tables_json_entry_is_one_line() -> None:
              "column_types": ["text", "number"], "foreign_keys": [[1, 7]]}
     with pytest.raises(DataError, match="tables.json entry 'bad' is malformed"):
         create_table_statements(entry)
+
+
+def test_immutable_results_file_is_one_line(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path / "spider")
+    pred = write_preds(tmp_path / "pred.jsonl", [GOLD] * 3)
+    out = tmp_path / "out"
+    assert sqlshift("eval-sql", "--spider-dir", spider, "--pred", pred, "--out", out).returncode == 0
+    results = out / "results.jsonl"
+    if subprocess.run(["chattr", "+i", str(results)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        r = sqlshift("eval-sql", "--spider-dir", spider, "--pred", pred, "--out", out)
+    finally:
+        subprocess.run(["chattr", "-i", str(results)], capture_output=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert f"cannot replace {results} (Operation not permitted)" in last_line(r)
+
+
+def test_full_disk_as_out_is_one_line(tmp_path: Path) -> None:
+    spider = make_spider(tmp_path / "spider")
+    pred = write_preds(tmp_path / "pred.jsonl", [GOLD] * 3)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        (disk / "out").mkdir()
+        with (disk / "filler").open("wb") as f:  # fill the disk
+            with pytest.raises(OSError):
+                f.write(b"x" * 1_000_000)
+                f.flush()
+        r = sqlshift("eval-sql", "--spider-dir", spider, "--pred", pred, "--out", disk / "out")
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert f"{disk / 'out'}/" in last_line(r), last_line(r)  # names the file it could not write
+    assert "No space left on device" in last_line(r) and "(fix: free some space" in last_line(r)

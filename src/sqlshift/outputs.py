@@ -137,9 +137,19 @@ def _replacing(path: str | Path, mode: str, **kw: Any) -> Iterator[IO[Any]]:
         except PermissionError as e:  # an immutable or foreign-owned file: say which, not the temp name
             raise ConfigError(f"cannot replace {path} ({e.strerror})",
                               "make it writable (chattr -i / chmod) or choose another output folder") from None
+    except OSError as e:
+        _unlink(tmp)
+        raise named(e, path) from None
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def named(e: OSError, path: str | Path) -> OSError:
+    """``e`` with the file it was about (a failed write/fsync on a descriptor names none): for the one-line error."""
+    if e.filename is not None or e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror or os.strerror(e.errno), str(path))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -281,8 +291,12 @@ def _acquire(folder: Path, what: str) -> int:
         log.warning("%s: cannot lock (%s); make sure no other process writes this folder", lock_path, e)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
             "command": _one_line(" ".join(sys.argv) or what, 1000), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8", "backslashreplace"), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8", "backslashreplace"), 0)
+    except OSError as e:
+        os.close(fd)
+        raise named(e, lock_path) from None
     return fd
 
 

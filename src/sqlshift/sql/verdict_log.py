@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlshift.jsonl import read_jsonl
-from sqlshift.outputs import append_jsonl, open_append
+from sqlshift.outputs import append_jsonl, named, open_append
 
 
 class VerdictLog:
@@ -44,7 +44,10 @@ class VerdictLog:
             nonlocal fh
             if fh is None:
                 fh = open_append(self.path)
-            append_jsonl(fh, {"key": key, **verdict})
+            try:
+                append_jsonl(fh, {"key": key, **verdict})
+            except OSError as e:  # a full disk: name the file in the one-line error
+                raise named(e, self.path) from None
 
         try:
             yield keep
