@@ -400,3 +400,13 @@ def test_full_disk_as_out_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert f"{disk / 'out'}/" in last_line(r), last_line(r)  # names the file it could not write
     assert "No space left on device" in last_line(r) and "(fix: free some space" in last_line(r)
+
+
+def test_names_that_become_folders_must_be_plain(tmp_path: Path) -> None:
+    cfg = tmp_path / "escape.yaml"
+    cfg.write_text("name: ok\nmodel: embedded\ndata_dir: demo\nbenchmarks:\n  - benchmark: spider\n    name: ../../x\n"
+                   "runs:\n  - name: /tmp/evil\n    config: embedded-cpu\n")
+    r = sqlshift("run", cfg, "--output", tmp_path / "run")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "'/tmp/evil' is not a plain name" in r.stderr and "'../../x' is not a plain name" in r.stderr
+    assert not (tmp_path / "x").exists()

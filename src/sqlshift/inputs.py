@@ -200,3 +200,10 @@ def read_json_object(path: str | Path, what: str, fix: str, max_bytes: int = JSO
     if not isinstance(data, dict):
         raise error(f"{path} holds a JSON {type(data).__name__}, not an object ({what})", fix)
     return data
+
+
+def plain_name(value: str | None) -> str | None:
+    """Pydantic validator body for names that become folders (run, study, benchmark names): ValueError if not."""
+    if value is not None and (not value or value in (".", "..") or any(c in value for c in _PATH_BREAKERS)):
+        raise ValueError(f"{value!r} is not a plain name (no '/', '\\\\', '.' or '..'): it becomes a folder name")
+    return value

@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from pydantic import field_validator
+
 from sqlshift.errors import ConfigError
+from sqlshift.inputs import plain_name
 from sqlshift.lm.api import LM
 from sqlshift.strict import Strict
 
@@ -30,6 +33,11 @@ class BenchmarkSettings(Strict):
     sample_seed: int = 42
     points: Literal["all", "final"] = "all"  # "final": baseline and final runs only, not checkpoints or λ points
     data_dir: str | None = None  # default: the experiment's data_dir
+
+    @field_validator("name")  # it becomes models/<key>/<name>
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        return plain_name(v)
 
 
 class Benchmark(abc.ABC):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_va
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
 from sqlshift.strict import Strict
 from sqlshift.errors import ConfigError
-from sqlshift.inputs import read_yaml_file
+from sqlshift.inputs import plain_name, read_yaml_file
 from sqlshift.sql.prompts import PromptConfig
 
 DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml inside the package
@@ -60,6 +60,11 @@ class RunSpec(Strict):
     lambdas: list[float] = Field(default_factory=list)  # LoRA scales (WiSE-FT); 1.0 is the run itself
     replicate_of: str | None = None  # a training-seed replica of another run: the report's training-noise band
 
+    @field_validator("name")  # it becomes models/<name> and train/<name>
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        return plain_name(v)
+
 
 class ExperimentConfig(Strict):
     """A whole study."""
@@ -77,6 +82,11 @@ class ExperimentConfig(Strict):
     baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
     max_generality_drop: float = 2.0  # points: the budget for the report's pick
     allow_below_chance: bool = False  # report a below-chance score instead of failing (exit 3)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        return plain_name(v)
 
     @field_validator("benchmarks", mode="before")
     @classmethod
