@@ -84,7 +84,7 @@ def test_boolq_answers_are_named_by_their_text(tmp_path: Path) -> None:
 
     bench = BoolQ(BoolQ.Settings(benchmark="boolq"), tmp_path)
     rows = [{"id": str(i), "correct": i % 2 == 0, "pred": 1, "gold": i % 2, "n_choices": 2} for i in range(40)]
-    metrics = bench.metrics(rows, 40)
+    metrics = bench.metrics(rows, rows)
     assert metrics["option_labels"] == {"0": "no", "1": "yes"}
     mdir = tmp_path / "models" / "baseline"
     mdir.mkdir(parents=True)

@@ -18,8 +18,6 @@ from sqlshift.benchmarks import api
 from sqlshift.lm import api as lm_api
 from sqlshift.lm.api import LM, LoglikelihoodRequest
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
-from sqlshift.benchmarks.common import (ResultsFile, base_metrics, below_chance_problem, chance_test,
-                                        write_metrics)
 from sqlshift.study.config import load_experiment
 from sqlshift.errors import ConfigError, EmptyPredictions
 from sqlshift.study.runner import Runner, run_experiment
@@ -58,27 +56,26 @@ class ToyQuiz(Benchmark):
             return [f"{self.out_name}: only {len(ITEMS)} toy items exist, {self.settings.items} requested"]
         return []
 
+    def items(self) -> list[tuple[str, str, list[str], int]]:
+        return [(f"toy:{i}", *ITEMS[i]) for i in range(self.settings.items)]
+
+    def item_id(self, item: tuple[str, str, list[str], int]) -> str:
+        return item[0]
+
     def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
         type(self).evaluated.append(str(out_dir))
-        items = [(f"toy:{i}", *ITEMS[i]) for i in range(self.settings.items)]
-        results = ResultsFile(out_dir)
-        todo = results.todo(items, lambda it: it[0])
-        reqs = [LoglikelihoodRequest(ctx, o) for _, ctx, opts, _ in todo for o in opts]
-        scores = iter(lm.loglikelihood(reqs, batch_size=self.settings.batch_size, desc="toy"))
-        rows = []
-        for item_id, _, opts, gold in todo:
-            lps = [next(scores)[0] for _ in opts]
-            pred = max(range(len(opts)), key=lambda k: lps[k])
-            rows.append({"id": item_id, "pred": pred, "gold": gold, "correct": pred == gold, "scores": lps})
-        results.append(rows)
-        done = results.ordered(it[0] for it in items)
-        chance = sum(1 / len(it[2]) for it in items) / len(items)
-        metrics = base_metrics(self, done, len(items), chance=chance)
-        metrics.update(chance_test(metrics))
-        return write_metrics(out_dir, metrics)
+        return super().evaluate(lm, out_dir)  # the base loop: sampling, resume, chunks, contract fields, guard
 
-    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        return below_chance_problem(metrics, self.out_name)
+    def requests(self, item: tuple[str, str, list[str], int], lm: LM) -> list[LoglikelihoodRequest]:
+        return [LoglikelihoodRequest(item[1], o) for o in item[2]]
+
+    def score(self, item: tuple[str, str, list[str], int], answers: Any) -> dict[str, Any]:
+        lps = [lp for lp, _ in answers]
+        pred = max(range(len(lps)), key=lambda k: lps[k])
+        return {"id": item[0], "pred": pred, "gold": item[3], "correct": pred == item[3], "scores": lps}
+
+    def summary(self, rows: Any, items: Any, lm: Any) -> dict[str, Any]:
+        return {"chance": sum(1 / len(it[2]) for it in items) / len(items)}
 
 
 @pytest.fixture(autouse=True)
@@ -242,3 +239,35 @@ def test_backend_key_picks_a_registered_backend(tmp_path: Path, tiny_model_dir: 
     assert CountingBackend.made == [str(tiny_model_dir)]
     assert CountingBackend.calls == sum(len(ITEMS[i][1]) for i in range(3))
     assert len(read_rows(out / "models" / "baseline" / "toy_quiz" / "results.jsonl")) == 3
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def test_base_loop_samples_resumes_and_writes_the_contract_fields(tmp_path: Path) -> None:
+    """The base class owns the loop: a benchmark that only says items/requests/score gets sampling, resume per
+    chunk, the contract fields and the below-chance guard."""
+    from general_lm import ScriptedLM
+
+    class Chunked(ToyQuiz):
+        chunk = 2
+
+    bench = Chunked(ToyQuizSettings(benchmark="toy_quiz", items=6, sample=5), tmp_path)
+    asked: set[str] = set()
+
+    def stop_at_third_item(ctx: str, cont: str) -> float:
+        asked.add(ctx)
+        if len(asked) > 2:
+            raise Interrupted
+        return 0.0
+
+    with pytest.raises(Interrupted):
+        bench.evaluate(ScriptedLM(stop_at_third_item), tmp_path / "out")
+    assert len(read_rows(tmp_path / "out" / "results.jsonl")) == 2  # the first chunk was appended as produced
+    lm = ScriptedLM(lambda ctx, cont: 0.0)  # ties: option 0
+    m = bench.evaluate(lm, tmp_path / "out")
+    assert len({r.context for r in lm.requests}) == 3  # only the 3 items without a row were asked
+    assert (m["n"], m["n_requested"], m["complete"]) == (5, 5, True)
+    assert m["benchmark"] == "toy_quiz" and m["axis"] == "generality" and m["below_chance_p"] is not None
+    assert m == json.loads((tmp_path / "out" / "metrics.json").read_text())

@@ -22,7 +22,6 @@ from sqlshift.study.config import load_experiment
 from sqlshift.data.demo import ensure_demo
 from sqlshift.errors import BelowChance, EmptyPredictions, ScorerFailure, SqlshiftError, TrainingDiverged
 from sqlshift.study.runner import Runner
-from sqlshift.benchmarks.guards import check_below_chance
 from sqlshift.benchmarks.mmlu_prompts import below_chance_subjects
 from sqlshift.stats import below_chance_p
 
@@ -32,8 +31,6 @@ def test_seed_studys_mmlu_score_is_flagged_as_scorer_failure() -> None:
     assert below_chance_p(1, 150, 0.25) < 1e-15
     metrics = {"accuracy": 1 / 150, "n": 150, "n_correct": 1, "chance": 0.25,
                "below_chance_p": below_chance_p(1, 150, 0.25), "below_chance": []}
-    msg = check_below_chance(metrics)
-    assert msg and "scorer failure" in msg
     (p,) = below_chance_problem(metrics, "mmlu")
     assert isinstance(p, BelowChance) and "scorer failure" in str(p) and "--allow-below-chance" in str(p)
 
@@ -42,7 +39,6 @@ def test_chance_level_and_small_subjects_are_not_flagged() -> None:
     by_subject = {"tiny": {"n": 10, "n_correct": 0, "accuracy": 0.0}}
     metrics = {"accuracy": 0.24, "n": 150, "n_correct": 36, "chance": 0.25,
                "below_chance_p": below_chance_p(36, 150, 0.25), "below_chance": below_chance_subjects(by_subject)}
-    assert check_below_chance(metrics) is None
     assert below_chance_problem(metrics, "mmlu") == []
     small = {"accuracy": 0.0, "n": 20, "n_correct": 0, "chance": 0.25, "below_chance_p": below_chance_p(0, 20, 0.25)}
     assert below_chance_problem(small, "x") == []  # too few items to call it a scorer failure

@@ -8,7 +8,7 @@ Each task names its headline (``correct``/``accuracy``) and records the other me
 
 from __future__ import annotations
 
-import abc
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.lm.api import LM, LoglikelihoodRequest
-from sqlshift.benchmarks.common import (ResultsFile, accuracy_metrics, base_metrics, below_chance_problem,
-                                        chance_test, choice_habit, sample_items, write_metrics)
+from sqlshift.benchmarks.common import accuracy_metrics, answer_habit, mean_chance
 from sqlshift.data.general import general_file, missing_problem, read_general
 
 Metric = Literal["acc", "acc_norm"]
@@ -82,7 +81,11 @@ def predictions(item: ChoiceItem, lls: Sequence[float]) -> dict[str, int]:
 
 
 class ChoiceBenchmark(Benchmark):
-    """A multiple-choice task over one local file; subclasses turn a row into a :class:`ChoiceItem`."""
+    """Log-likelihood multiple choice on the base loop: one request per option, the argmax is the answer.
+
+    The generality suite's tasks read one local file (``make_item`` per row); MMLU supplies its own items, requests
+    and rows. Every one records the answer habit and the chance level, so the one-answer flag and the below-chance
+    guard are the base's."""
 
     axis = "generality"
     kind = "multiple_choice"
@@ -106,14 +109,17 @@ class ChoiceBenchmark(Benchmark):
     def check(self) -> list[str]:
         return missing_problem(self.path)
 
-    @abc.abstractmethod
     def make_item(self, row: dict[str, Any], index: int) -> ChoiceItem:
         """The item for the row at ``index`` (0-based) of the file."""
+        raise NotImplementedError(f"{type(self).__name__} supplies make_item() or items()")
 
     def items(self) -> list[ChoiceItem]:
         """Every item of the file, in file order."""
         rows = read_general(self.file_key or self.name, self.path)
         return [self.make_item(r, i) for i, r in enumerate(rows)]
+
+    def requests(self, item: ChoiceItem, lm: LM) -> list[LoglikelihoodRequest]:
+        return item.requests()
 
     def score(self, item: ChoiceItem, results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
         """The row of one item: headline verdict, the other reported metric, log-likelihoods."""
@@ -129,24 +135,8 @@ class ChoiceBenchmark(Benchmark):
         row["greedy"] = [bool(g) for _, g in results]
         return {**row, **item.fields}
 
-    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        items = sample_items(self.items(), self.settings.sample, self.settings.sample_seed)
-        results = ResultsFile(out_dir)
-        todo = results.todo(items, lambda it: it.id)
-        for start in range(0, len(todo), self.settings.chunk):
-            chunk = todo[start:start + self.settings.chunk]
-            reqs = [r for it in chunk for r in it.requests()]
-            out = lm.loglikelihood(reqs, batch_size=self.settings.batch_size, desc=self.name)
-            rows, k = [], 0
-            for it in chunk:
-                rows.append(self.score(it, out[k:k + it.n_choices]))
-                k += it.n_choices
-            results.append(rows)
-        rows = results.ordered([it.id for it in items])
-        return write_metrics(out_dir, self.metrics(rows, len(items)))
-
-    def metrics(self, rows: Sequence[dict[str, Any]], n_requested: int) -> dict[str, Any]:
-        """Contract fields, the headline's name, the other metric, chance and the answer-position habit."""
+    def summary(self, rows: Sequence[dict[str, Any]], items: Sequence[Any], lm: LM | None) -> dict[str, Any]:
+        """The headline's name, the other metric, the answer-position habit and chance."""
         own: dict[str, Any] = {"label": self.label, "headline": self.headline, "reported": list(self.reported),
                                "lm_eval_task": self.name}
         for metric in self.reported:
@@ -154,12 +144,9 @@ class ChoiceBenchmark(Benchmark):
                 other = accuracy_metrics(rows, f"correct_{OTHER_KEY[metric]}")
                 own[f"accuracy_{OTHER_KEY[metric]}"] = other["accuracy"]
                 own[f"ci95_{OTHER_KEY[metric]}"] = other["ci95"]
-        own.update(choice_habit([int(r["pred"]) for r in rows], [int(r["n_choices"]) for r in rows]))
+        habit = answer_habit(int(r["pred"]) for r in rows)
+        own["pred_position_counts"] = {str(k): v for k, v in Counter(str(int(r["pred"])) for r in rows).items()}
+        own.update(habit, chance=mean_chance([int(r["n_choices"]) for r in rows]))
         if self.option_texts:  # the report names answers by their text ("yes"), not by position ("B")
             own["option_labels"] = {str(i): t for i, t in enumerate(self.option_texts)}
-        metrics = base_metrics(self, rows, n_requested, **own)
-        metrics.update(chance_test(metrics))
-        return metrics
-
-    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        return below_chance_problem(metrics, self.label)
+        return own

@@ -1,4 +1,10 @@
-"""Pieces every benchmark shares: item sampling, the resumable results file, metrics, the below-chance guard."""
+"""Pieces the benchmark loop (:class:`sqlshift.benchmarks.api.Benchmark`) shares: item sampling, the resumable
+results file, the contract metrics, the answer habit and the below-chance guard (each computed here, once).
+
+Other guards live where their failure happens: EmptyPredictions in the text2sql and generative benchmarks'
+``problems()``, completion-mask coverage in ``sqlshift.train.data``, letter tokens in
+``sqlshift.benchmarks.mmlu_prompts.check_letter_tokens``, generation health and gold sanity in the EX metrics.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +64,6 @@ def accuracy_metrics(rows: Sequence[dict[str, Any]], key: str = "correct") -> di
     return accuracy_summary([bool(r[key]) for r in rows])
 
 
-
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics.json``, written atomically so a crash leaves the previous version whole."""
     from sqlshift.outputs import atomic_write_json
@@ -70,21 +75,31 @@ def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
 def base_metrics(bench: Any, rows: Sequence[dict[str, Any]], n_requested: int, **extra: Any) -> dict[str, Any]:
     """The contract's fields plus the benchmark's identity: every metrics.json starts from this."""
     return {"benchmark": bench.name, "name": bench.out_name, "label": getattr(bench, "label", bench.out_name),
-            "axis": bench.axis, "kind": bench.kind, **accuracy_metrics(rows), "n_requested": n_requested, "complete": len(rows) == n_requested, **extra}
+            "axis": bench.axis, "kind": bench.kind, **accuracy_metrics(rows), "n_requested": n_requested,
+            "complete": len(rows) == n_requested, **extra}
 
 
-def choice_habit(preds: Sequence[int], n_choices: Sequence[int]) -> dict[str, Any]:
-    """How often the model picks each option position: a model stuck on one is not measuring anything."""
+def answer_habit(preds: Iterable[Any]) -> dict[str, Any]:
+    """How often the model gives each answer (position or letter) and whether one answer dominates: a model stuck
+    on one answer is not measuring anything. The one place "one answer >= ONE_ANSWER_SHARE" is decided."""
     counts: dict[str, int] = {}
     for p in preds:
         counts[str(p)] = counts.get(str(p), 0) + 1
-    total = len(preds)
-    top, top_n = max(counts.items(), key=lambda kv: kv[1]) if counts else (None, 0)
-    fixed = [n for n in n_choices]
-    return {"pred_position_counts": counts, "top_position": top,
-            "top_position_share": top_n / total if total else None,
-            "one_answer": bool(total and top_n / total >= ONE_ANSWER_SHARE),
-            "chance": sum(1 / n for n in fixed) / len(fixed) if fixed else None}
+    return habit_of_counts(counts)
+
+
+def habit_of_counts(counts: dict[str, int]) -> dict[str, Any]:
+    """``top_position``, ``top_position_share`` and ``one_answer`` of answer counts (see :func:`answer_habit`)."""
+    total = sum(int(v) for v in counts.values())
+    top, top_n = max(counts.items(), key=lambda kv: int(kv[1])) if total else (None, 0)
+    share = int(top_n) / total if total else None
+    return {"top_position": top, "top_position_share": share,
+            "one_answer": bool(share is not None and share >= ONE_ANSWER_SHARE)}
+
+
+def mean_chance(n_choices: Sequence[int]) -> float | None:
+    """Expected accuracy of guessing uniformly, averaged over items with these option counts."""
+    return sum(1 / n for n in n_choices) / len(n_choices) if n_choices else None
 
 
 def chance_test(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -96,17 +111,24 @@ def chance_test(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def below_chance_problem(metrics: dict[str, Any], label: str) -> list[Exception]:
-    """A :class:`BelowChance` when the aggregate is significantly below chance (the seed study's failure mode)."""
+    """A :class:`BelowChance` when the aggregate (n >= BELOW_CHANCE_MIN_N), or a group listed in ``below_chance``,
+    is significantly below chance (the seed study's failure mode). The one below-chance guard."""
+    bad = []
     p = metrics.get("below_chance_p")
-    if p is None or (isinstance(p, float) and math.isnan(p)) or p >= BELOW_CHANCE_ALPHA:
+    if p is not None and not (isinstance(p, float) and math.isnan(p)) and p < BELOW_CHANCE_ALPHA \
+            and metrics.get("n", 0) >= BELOW_CHANCE_MIN_N:
+        bad.append(f"{metrics['accuracy']:.1%} of n={metrics['n']} (p={p:.1e})")
+    bad += [f"{b['subject']} {b['accuracy']:.1%} of n={b['n']} (p={b['p']:.1e})" for b in metrics.get("below_chance") or []]
+    if not bad:
         return []
-    if metrics.get("n", 0) < BELOW_CHANCE_MIN_N:
-        return []
-    note = ""
-    if metrics.get("one_answer"):
-        note = (f" (the model gives answer position {metrics.get('top_position')} to "
-                f"{metrics['top_position_share']:.0%} of items: it has collapsed; check training for divergence)")
-    return [BelowChance(f"{label}: {metrics['accuracy']:.1%} of n={metrics['n']} is significantly below chance "
-                        f"{metrics['chance']:.0%} (p={p:.1e}) -- a scorer failure, not forgetting{note}",
+    return [BelowChance(f"{label}: significantly below chance {metrics.get('chance', 0.25):.0%}: " + "; ".join(bad)
+                        + " -- a scorer failure, not forgetting" + collapse_note(metrics),
                         "fix the scorer or answer key, or pass --allow-below-chance to report it anyway")]
 
+
+def collapse_note(metrics: dict[str, Any]) -> str:
+    """Diagnosis for the message: a model giving one answer almost always is collapsed, not mis-scored."""
+    if not metrics.get("one_answer"):
+        return ""
+    return (f" (the model gives answer {metrics.get('top_position')} to {metrics['top_position_share']:.0%} of "
+            "items: it has collapsed onto one answer; check training for divergence before blaming the scorer)")

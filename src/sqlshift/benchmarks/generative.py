@@ -1,8 +1,9 @@
-"""What the generative generality tasks (GSM8K, IFEval) share: chat rendering, chunked resumable generation, health."""
+"""What the generative generality tasks (GSM8K, IFEval) share: one greedy generation per item on the base loop,
+chat rendering, generation health, the all-empty guard."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ from pydantic import Field
 
 from sqlshift.lm.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
-from sqlshift.benchmarks.common import ResultsFile
 from sqlshift.data.general import general_file, missing_problem
 from sqlshift.errors import ConfigError, EmptyPredictions
 
@@ -40,7 +40,21 @@ class GenerativeBenchmark(Benchmark):
         return missing_problem(self.path)
 
     def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        return empty_problem(metrics, getattr(self, "label", self.name))
+        return empty_problem(metrics, self.display_name)
+
+    def requests(self, item: Any, lm: LM) -> list[GenerateRequest]:
+        return [self.request(item, lm)]
+
+    def request(self, item: Any, lm: LM) -> GenerateRequest:
+        """The one greedy generation an item asks for."""
+        raise NotImplementedError
+
+    def score(self, item: Any, answers: Sequence[Generation]) -> dict[str, Any]:
+        return self.row(item, answers[0])
+
+    def row(self, item: Any, gen: Generation) -> dict[str, Any]:
+        """The result row of one item from its generation."""
+        raise NotImplementedError
 
 
 def chat_prompt(tok: Any, user: str) -> str:
@@ -49,19 +63,6 @@ def chat_prompt(tok: Any, user: str) -> str:
         raise ConfigError("this benchmark renders a chat prompt but the tokenizer has no chat template",
                           "use the plain variant (gsm8k) or set chat: false")
     return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
-
-
-def generate_rows(lm: LM, out_dir: Path, items: Sequence[Any], item_id: Callable[[Any], str],
-                  request: Callable[[Any], GenerateRequest], score: Callable[[Any, Generation], dict[str, Any]],
-                  batch_size: int, chunk: int, desc: str) -> list[dict[str, Any]]:
-    """Generate for items without a row yet, ``chunk`` at a time, append scored rows; return all rows in order."""
-    results = ResultsFile(out_dir)
-    todo = results.todo(items, item_id)
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
-        gens = lm.generate([request(it) for it in part], batch_size=batch_size, desc=desc)
-        results.append(score(it, g) for it, g in zip(part, gens))
-    return results.ordered([item_id(it) for it in items])
 
 
 def generation_health(rows: Sequence[dict[str, Any]], **failures: int) -> dict[str, Any]:

@@ -13,17 +13,17 @@ to end on ``#### N``. Headline: flexible-extract (chat models often drop the ``#
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from sqlshift.lm.api import LM, GenerateRequest, Generation
-from sqlshift.benchmarks.common import base_metrics, sample_items, write_metrics
-from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generate_rows,
-                                            generation_health)
+from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generation_health)
 from sqlshift.data.general import general_file, missing_problem, read_general
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
@@ -105,10 +105,18 @@ class GSM8K(GenerativeBenchmark):
         blocks = [f"Question: {s['question']}\nAnswer: {s['answer']}" for s in shots]
         return "\n\n".join(blocks + [f"Question: {item['question']}\nAnswer:"])
 
-    def request(self, prompt: str) -> GenerateRequest:
-        return GenerateRequest(prompt, self.settings.max_new_tokens, STOPS)
+    @contextlib.contextmanager
+    def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
+        """The few-shot exemplar pool (the whole file, or ``fewshot_file``), read once per evaluation."""
+        self._pool = self.exemplar_pool(self.items())
+        yield
 
-    def score(self, item: dict[str, Any], gen: Generation) -> dict[str, Any]:
+    def request(self, item: dict[str, Any], lm: LM) -> GenerateRequest:
+        return GenerateRequest(self.prompt(item, self._pool, lm.tokenizer), self.settings.max_new_tokens, self.stops)
+
+    stops: ClassVar[tuple[str, ...]] = STOPS
+
+    def row(self, item: dict[str, Any], gen: Generation) -> dict[str, Any]:
         strict, flexible = extract_strict(gen.text), extract_flexible(gen.text)
         verdicts = {"strict": exact_match(strict, item["answer"]), "flexible": exact_match(flexible, item["answer"])}
         other = "flexible" if self.headline == "strict" else "strict"
@@ -116,17 +124,7 @@ class GSM8K(GenerativeBenchmark):
                 "target": gold_number(item["answer"]), "extracted_strict": strict, "extracted_flexible": flexible,
                 "response": gen.text, "n_tokens": gen.n_tokens, "hit_limit": gen.hit_limit}
 
-    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        s = self.settings
-        every = self.items()
-        items = sample_items(every, s.sample, s.sample_seed)
-        pool = self.exemplar_pool(every)
-        prompts = {it["id"]: self.prompt(it, pool, lm.tokenizer) for it in items}
-        rows = generate_rows(lm, out_dir, items, lambda it: it["id"], lambda it: self.request(prompts[it["id"]]),
-                             self.score, s.batch_size, s.chunk, self.name)
-        return write_metrics(out_dir, self.metrics(rows, len(items)))
-
-    def metrics(self, rows: list[dict[str, Any]], n_requested: int) -> dict[str, Any]:
+    def summary(self, rows: Sequence[dict[str, Any]], items: Sequence[Any], lm: LM | None) -> dict[str, Any]:
         other = "flexible" if self.headline == "strict" else "strict"
         n = len(rows)
         health = generation_health(
@@ -136,7 +134,7 @@ class GSM8K(GenerativeBenchmark):
                f"accuracy_{other}": (sum(bool(r[f"correct_{other}"]) for r in rows) / n) if n else None,
                "num_fewshot": self.num_fewshot(), "fewshot_source": self.fewshot_source(),
                "generation": health, "lm_eval_task": "gsm8k"}
-        return base_metrics(self, rows, n_requested, **own)
+        return own
 
     def num_fewshot(self) -> int:
         return self.settings.num_fewshot
@@ -165,5 +163,4 @@ class GSM8KChat(GSM8K):
     def prompt(self, item: dict[str, Any], pool: list[dict[str, Any]], tok: Any) -> str:
         return chat_prompt(tok, f"{item['question']}\n\n{self.settings.instruction}")
 
-    def request(self, prompt: str) -> GenerateRequest:
-        return GenerateRequest(prompt, self.settings.max_new_tokens, ())
+    stops: ClassVar[tuple[str, ...]] = ()

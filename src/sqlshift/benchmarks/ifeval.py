@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from sqlshift.lm.api import LM, GenerateRequest, Generation
-from sqlshift.benchmarks.common import base_metrics, sample_items, write_metrics
-from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generate_rows,
-                                            generation_health)
+from sqlshift.benchmarks.generative import (GenerativeBenchmark, GenerativeSettings, chat_prompt, generation_health)
 from sqlshift.data.general import read_general
 from sqlshift.stats import accuracy_summary
 
@@ -116,8 +114,21 @@ class IFEval(GenerativeBenchmark):
             chat = bool(getattr(tok, "chat_template", None))
         return chat_prompt(tok, item["prompt"]) if chat else item["prompt"]
 
-    def score(self, utils: Any, item: dict[str, Any], gen: Generation) -> dict[str, Any]:
-        verdicts = check_instructions(utils, item, gen.text)
+    @contextlib.contextmanager
+    def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
+        """lm-eval's IFEval checkers, imported once per evaluation (nltk downloads refused)."""
+        self._utils = checkers()
+        yield
+
+    def request(self, item: dict[str, Any], lm: LM) -> GenerateRequest:
+        return GenerateRequest(self.render(item, lm.tokenizer), self.settings.max_new_tokens, ())
+
+    def counted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Prompts whose every instruction could be checked (some need nltk data that may be missing)."""
+        return [r for r in rows if r["scorable"]]
+
+    def row(self, item: dict[str, Any], gen: Generation) -> dict[str, Any]:
+        verdicts = check_instructions(self._utils, item, gen.text)
         scorable = all(v is not None for v in verdicts["strict"] + verdicts["loose"])
         return {"id": item["id"], "correct": scorable and all(verdicts["strict"]),
                 "correct_loose": scorable and all(verdicts["loose"]), "scorable": scorable,
@@ -125,16 +136,7 @@ class IFEval(GenerativeBenchmark):
                 "inst_loose": verdicts["loose"], "response": gen.text, "n_tokens": gen.n_tokens,
                 "hit_limit": gen.hit_limit}
 
-    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        s = self.settings
-        utils = checkers()
-        items = sample_items(self.items(), s.sample, s.sample_seed)
-        rows = generate_rows(lm, out_dir, items, lambda it: it["id"],
-                             lambda it: GenerateRequest(self.render(it, lm.tokenizer), s.max_new_tokens, ()),
-                             lambda it, g: self.score(utils, it, g), s.batch_size, s.chunk, self.name)
-        return write_metrics(out_dir, self.metrics(rows, len(items)))
-
-    def metrics(self, rows: list[dict[str, Any]], n_requested: int) -> dict[str, Any]:
+    def summary(self, rows: Sequence[dict[str, Any]], items: Sequence[Any], lm: LM | None) -> dict[str, Any]:
         """Prompt-level over scorable prompts (headline: strict), instruction-level over scorable instructions."""
         scored = [r for r in rows if r["scorable"]]
         inst: dict[str, list[bool]] = {"strict": [], "loose": []}
@@ -154,7 +156,6 @@ class IFEval(GenerativeBenchmark):
                "n_instructions": len(inst["strict"]), "n_prompts_unscorable": len(rows) - len(scored),
                "unscorable_instructions": unscorable, "nltk_missing": missing_nltk_data(),
                "chat": self.settings.chat, "generation": generation_health(rows), "lm_eval_task": "ifeval"}
-        metrics = base_metrics(self, scored, n_requested, **own)
-        metrics["complete"] = len(rows) == n_requested
-        metrics["prompt_level_strict_acc"] = metrics["accuracy"] if scored else None
-        return metrics
+        own["prompt_level_strict_acc"] = accuracy_summary([bool(r["correct"]) for r in scored])["accuracy"] \
+            if scored else None
+        return own

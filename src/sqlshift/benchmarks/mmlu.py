@@ -1,24 +1,27 @@
-"""MMLU by log-likelihood as a :class:`Benchmark` (letter or cloze scoring, k-shot, plain or chat prompts).
+"""MMLU by log-likelihood as a :class:`ChoiceBenchmark` (letter or cloze scoring, k-shot, plain or chat prompts).
 
-Prompts and metrics live in :mod:`sqlshift.benchmarks.mmlu_prompts`; this module turns questions into ``LM.loglikelihood``
-requests (four per question) and rows into ``results.jsonl`` / ``metrics.json``. The CLI ``eval-mmlu`` and the
-runner both go through :meth:`MMLUBenchmark.evaluate`, so they cannot drift apart.
+Prompts and metrics live in :mod:`sqlshift.benchmarks.mmlu_prompts`; this module turns questions into
+``LM.loglikelihood`` requests (four per question) and rows; the base loop writes ``results.jsonl`` /
+``metrics.json``. The CLI ``eval-mmlu`` and the runner both go through :meth:`MMLUBenchmark.evaluate`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from sqlshift.data.layout import HINT as LAYOUT_HINT
-from sqlshift.lm.api import LM, LoglikelihoodRequest
-from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
-from sqlshift.benchmarks.common import ONE_ANSWER_SHARE, ResultsFile, base_metrics, sample_items, write_metrics
+from sqlshift.benchmarks.api import BenchmarkSettings
+from sqlshift.benchmarks.choice import ChoiceBenchmark
+from sqlshift.benchmarks.common import ResultsFile, answer_habit
 from sqlshift.data.mmlu import LETTERS, MMLUQuestion
-from sqlshift.errors import BelowChance, ConfigError
+from sqlshift.errors import ConfigError
+from sqlshift.lm.api import LM, LoglikelihoodRequest
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +44,13 @@ def question_id(q: MMLUQuestion) -> str:
     return f"{q.subject}:{q.index}"
 
 
-class MMLUBenchmark(Benchmark):
+class MMLUBenchmark(ChoiceBenchmark):
     """MMLU accuracy; its report sections are the letter habit and the four categories."""
 
     name = "mmlu"
-    axis = "generality"
-    kind = "multiple_choice"
     label = "MMLU"
     Settings = MMLUSettings
+    chunk = CHUNK
     settings: MMLUSettings
 
     def mmlu_dir(self) -> Path:
@@ -80,68 +82,68 @@ class MMLUBenchmark(Benchmark):
         names = resolve_subjects(spec, mmlu_dir=self.mmlu_dir(), split=s.split)
         return [n for n in names if n not in set(s.exclude)]
 
-    def questions(self) -> list[MMLUQuestion]:
-        """The protocol's questions: the seed preset's sample, or all of the subjects, then ``sample``."""
+    def items(self) -> list[MMLUQuestion]:
+        """The protocol's questions before ``sample``: the seed preset's 3 x 50, or all of the subjects."""
         from sqlshift.data.mmlu import load_mmlu, seed_sample
 
         s = self.settings
         qs = load_mmlu(self.mmlu_dir(), self.subjects(), split=s.split)
-        if s.subjects == "seed":
-            qs = seed_sample(qs)
-        return sample_items(qs, s.sample, s.sample_seed)
+        return seed_sample(qs) if s.subjects == "seed" else qs
 
-    def requests(self, q: MMLUQuestion, mode: str, shots: list[MMLUQuestion], tok: Any) -> list[LoglikelihoodRequest]:
+    def questions(self) -> list[MMLUQuestion]:
+        """The evaluated questions (``sample`` applied)."""
+        return self.selected()
+
+    def item_id(self, item: MMLUQuestion) -> str:
+        return question_id(item)
+
+    @contextlib.contextmanager
+    def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
+        """Scoring mode (letter, or the cloze fallback), few-shot exemplars; results of another mode are refused."""
+        from sqlshift.benchmarks.mmlu_prompts import resolve_mode
+        from sqlshift.data.mmlu import load_fewshot
+
+        s = self.settings
+        warnings: list[str] = []
+        mode, _ = resolve_mode(lm.tokenizer, s.mode, warnings)
+        other = {r.get("mode") for r in ResultsFile(out_dir).rows.values()} - {mode}
+        if other:
+            raise ConfigError(f"{out_dir / 'results.jsonl'} holds {other.pop()}-mode results, this run is {mode}-mode",
+                              "use another output folder, or delete results.jsonl")
+        subjects = list(dict.fromkeys(q.subject for q in self.questions()))
+        fewshot, note = load_fewshot(self.mmlu_dir(), subjects, s.k_shot) if s.k_shot else ({}, "0-shot")
+        self._run = {"mode": mode, "warnings": warnings, "fewshot": fewshot, "note": note,
+                     "k_shot": s.k_shot if fewshot else 0, "tok": lm.tokenizer}
+        try:
+            yield
+        finally:
+            self._run.pop("tok", None)
+
+    def requests(self, q: MMLUQuestion, lm: LM) -> list[LoglikelihoodRequest]:
         """Four requests: `` A``..`` D`` after the lettered prompt, or each answer text after the cloze prompt."""
         from sqlshift.benchmarks.mmlu_prompts import build_context
 
-        ctx = build_context(q, mode, shots, self.settings.chat, tok)
-        conts = [f" {L}" for L in LETTERS] if mode == "letter" else [" " + c.strip() for c in q.choices]
+        run = self._run
+        shots = run["fewshot"].get(q.subject, [])[:run["k_shot"]]
+        ctx = build_context(q, run["mode"], shots, self.settings.chat, lm.tokenizer)
+        conts = [f" {L}" for L in LETTERS] if run["mode"] == "letter" else [" " + c.strip() for c in q.choices]
         return [LoglikelihoodRequest(ctx, c) for c in conts]
 
-    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        from sqlshift.data.mmlu import load_fewshot, question_indices
-        from sqlshift.benchmarks.mmlu_prompts import build_metrics, resolve_mode, result_row
+    def score(self, q: MMLUQuestion, results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
+        from sqlshift.benchmarks.mmlu_prompts import result_row
 
-        s = self.settings
-        qs = self.questions()
-        warnings: list[str] = []
-        mode, _ = resolve_mode(lm.tokenizer, s.mode, warnings)
-        subjects = list(dict.fromkeys(q.subject for q in qs))
-        fewshot, note = load_fewshot(self.mmlu_dir(), subjects, s.k_shot) if s.k_shot else ({}, "0-shot")
-        k_shot = s.k_shot if fewshot else 0
-        results = ResultsFile(out_dir)
-        other = {r.get("mode") for r in results.rows.values()} - {mode}
-        if other:
-            raise ConfigError(f"{results.path} holds {other.pop()}-mode results, this run is {mode}-mode",
-                              "use another output folder, or delete results.jsonl")
-        todo = results.todo(qs, question_id)
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start:start + CHUNK]
-            reqs = [r for q in chunk for r in self.requests(q, mode, fewshot.get(q.subject, [])[:k_shot], lm.tokenizer)]
-            scores = lm.loglikelihood(reqs, batch_size=s.batch_size, desc=f"mmlu {mode}")
-            results.append(result_row(q, [lp for lp, _ in scores[4 * i:4 * i + 4]], mode, question_id(q))
-                           for i, q in enumerate(chunk))
-        rows = results.ordered(question_id(q) for q in qs)
-        metrics = build_metrics(rows, mode=mode, k_shot=k_shot, chat=s.chat)
-        metrics.update(base_metrics(self, rows, len(qs)))
-        metrics.update({"mode_requested": s.mode, "split": s.split, "fewshot_note": note, "warnings": warnings,
-                        "lm": lm.stats(), "one_answer": one_letter(metrics)})
+        return result_row(q, [lp for lp, _ in results], self._run["mode"], question_id(q))
+
+    def summary(self, rows: Sequence[dict[str, Any]], items: Sequence[Any], lm: LM | None) -> dict[str, Any]:
+        """Per subject and category, letter counts and habit, mode and few-shot facts (DESIGN.md)."""
+        from sqlshift.benchmarks.mmlu_prompts import build_metrics
+        from sqlshift.data.mmlu import question_indices
+
+        s, run = self.settings, self._run
+        own = build_metrics(rows, mode=run["mode"], k_shot=run["k_shot"], chat=s.chat)
+        own.update(answer_habit(r["pred"] for r in rows))
+        own.update({"mode_requested": s.mode, "split": s.split, "fewshot_note": run["note"],
+                    "warnings": run["warnings"]})
         if s.subjects == "seed" or s.sample:
-            metrics["questions"] = question_indices(qs)
-        return write_metrics(out_dir, metrics)
-
-    def problems(self, metrics: dict[str, Any]) -> list[Exception]:
-        from sqlshift.benchmarks.guards import check_below_chance
-
-        msg = check_below_chance(metrics)
-        if msg:
-            return [BelowChance(f"{self.out_name}: {msg}",
-                                "fix the scorer or answer key, or pass --allow-below-chance to report it anyway")]
-        return []
-
-
-def one_letter(metrics: dict[str, Any]) -> bool:
-    """True when the model gives one letter to at least 90% of questions: the axis cannot measure it."""
-    counts = metrics.get("pred_counts") or {}
-    total = sum(counts.values())
-    return bool(total and max(counts.values()) / total >= ONE_ANSWER_SHARE)
+            own["questions"] = question_indices(list(items))
+        return own

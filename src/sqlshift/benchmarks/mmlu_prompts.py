@@ -137,7 +137,7 @@ def letter_bias(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Predicted vs gold letter counts, and the best constant-letter accuracy.
 
     A small model that always answers "A" scores the share of gold "A"s, which can sit below 25% on a sample
-    without any scorer bug; these fields let a reader (and guards.py) tell that apart from a broken scorer.
+    without any scorer bug; these fields let a reader (and the below-chance guard) tell that apart from a broken scorer.
     """
     pred = {L: sum(r["pred"] == L for r in rows) for L in LETTERS}
     gold = {L: sum(r["gold"] == L for r in rows) for L in LETTERS}

@@ -30,8 +30,9 @@ has spaced operators (``! =``, ``< =``, ``> =``) that SQLite rejects; they are j
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -40,7 +41,7 @@ from pydantic import Field
 
 from sqlshift.lm.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
-from sqlshift.benchmarks.common import ResultsFile, accuracy_metrics, base_metrics, sample_items, write_metrics
+from sqlshift.benchmarks.common import ResultsFile, accuracy_metrics, sample_items
 from sqlshift.data.multiturn import Interaction, MultiTurnSplit, Turn, load_multiturn, split_files
 from sqlshift.errors import EmptyPredictions
 from sqlshift.sql.extract import extract_sql
@@ -154,31 +155,41 @@ class MultiTurnBenchmark(Benchmark):
             self._split = load_multiturn(self.data_dir, self.db_dir, s.split, f"{self.name}-{s.split}")
         return self._split
 
-    def selected(self) -> list[Interaction]:
+    def interactions(self) -> list[Interaction]:
         """The evaluated interactions: all evaluable ones, or a seeded sample of them (never of turns)."""
         return sample_items(self.load().interactions, self.settings.sample, self.settings.sample_seed)
 
-    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        """Generate and score turn by turn (or all at once when only questions are history); write both files."""
-        s = self.settings
-        split, interactions = self.load(), self.selected()
-        results = ResultsFile(out_dir)
-        builder = PromptBuilder(lm.tokenizer, split.tables, split.db_path, s.prompt)
-        turns = [t for it in interactions for t in it.turns]
-        if s.history == "questions":
-            rounds = [turns]
-        else:
-            rounds = [[t for t in turns if t.turn == k] for k in range(1, max((t.turn for t in turns), default=0) + 1)]
-        with SqlSandbox(timeout_s=s.timeout_s) as sandbox:
-            for k, round_turns in enumerate(rounds, 1):
-                todo = results.todo(round_turns, lambda t: t.id)
-                step = s.batch_size * CHUNK_BATCHES
-                for i in range(0, len(todo), step):
-                    desc = f"{self.name} turn {k}" if len(rounds) > 1 else self.name
-                    results.append(self._run_chunk(lm, builder, split, interactions, todo[i:i + step], results, sandbox,
-                                                   desc))
-        rows = results.ordered([t.id for t in turns])
-        return write_metrics(out_dir, self.metrics(rows, interactions, lm.stats()))
+    def items(self) -> list[Turn]:
+        return [t for it in self.load().interactions for t in it.turns]
+
+    def selected(self) -> list[Turn]:
+        """Turns of the evaluated interactions (``sample`` draws interactions, never single turns)."""
+        return [t for it in self.interactions() for t in it.turns]
+
+    def rounds(self, items: Sequence[Turn]) -> list[Sequence[Turn]]:
+        """All turns at once when only questions are history; else turn 1 of every interaction, then turn 2..."""
+        if self.settings.history == "questions":
+            return [items]
+        return [[t for t in items if t.turn == k] for k in range(1, max((t.turn for t in items), default=0) + 1)]
+
+    def chunk_size(self) -> int:
+        return self.settings.batch_size * CHUNK_BATCHES
+
+    @contextlib.contextmanager
+    def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
+        split = self.load()
+        self._builder = PromptBuilder(lm.tokenizer, split.tables, split.db_path, self.settings.prompt)
+        with SqlSandbox(timeout_s=self.settings.timeout_s) as sandbox:
+            self._sandbox = sandbox
+            yield
+
+    def score_chunk(self, lm: LM, chunk: Sequence[Turn], results: ResultsFile) -> list[dict[str, Any]]:
+        desc = self.name if self.settings.history == "questions" else f"{self.name} turn {chunk[0].turn}"
+        return self._run_chunk(lm, self._builder, self.load(), self.interactions(), list(chunk), results,
+                               self._sandbox, desc)
+
+    def counted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if r["error_type"] != "gold_error"]
 
     def _run_chunk(self, lm: LM, builder: PromptBuilder, split: MultiTurnSplit, interactions: list[Interaction],
                    chunk: list[Turn], results: ResultsFile, sandbox: SqlSandbox, desc: str) -> list[dict[str, Any]]:
@@ -199,17 +210,14 @@ class MultiTurnBenchmark(Benchmark):
         return [_row(t, p, n_dropped, g, sql, how, v.correct, v.error_type, v.error)
                 for t, (p, n_dropped), g, (sql, how), v in zip(chunk, built, gens, preds, verdicts)]
 
-    def metrics(self, rows: list[dict[str, Any]], interactions: list[Interaction],
-                lm_stats: dict[str, Any] | None = None) -> dict[str, Any]:
-        """metrics.json: question match, interaction match, per turn position, errors, generation, gold report."""
-        s, split = self.settings, self.load()
-        n_requested = sum(len(it.turns) for it in interactions)
-        scored = [r for r in rows if r["error_type"] != "gold_error"]
+    def summary(self, rows: Sequence[dict[str, Any]], items: Sequence[Any], lm: LM | None) -> dict[str, Any]:
+        """Question match, interaction match, per turn position, errors, generation, gold report."""
+        s, split, interactions = self.settings, self.load(), self.interactions()
+        scored = self.counted(rows)
         gold_failed = [r["id"] for r in rows if r["error_type"] == "gold_error"]
         counts = Counter(r["error_type"] for r in rows)
         inter = interaction_summary(rows, interactions)
-        return base_metrics(
-            self, scored, n_requested, complete=len(rows) == n_requested,
+        return dict(
             metric="question_match", question_match=accuracy_metrics(scored)["accuracy"],
             split=s.split, mode=s.ex_mode, history=s.history,
             interaction_accuracy=inter["accuracy"], interaction_n=inter["n"], interaction_n_correct=inter["n_correct"],
@@ -225,7 +233,6 @@ class MultiTurnBenchmark(Benchmark):
             gold_normalisation="spaced operators joined in gold ('! =' -> '!=', '< =' -> '<=', '> =' -> '>='), "
                                "outside string literals; gold that still fails is excluded from n",
             sample={"interactions": s.sample, "seed": s.sample_seed} if s.sample is not None else None,
-            lm=lm_stats,
         )
 
     def problems(self, metrics: dict[str, Any]) -> list[Exception]:

@@ -1,13 +1,18 @@
 """Spider Execution Accuracy (dev and the robustness variants Syn / Realistic / DK) as a :class:`Benchmark`.
 
 The model writes one SQLite query per question (prompts from :class:`sqlshift.sql.prompts.PromptBuilder`, the same
-builder training uses); predictions are appended to ``predictions.jsonl`` as produced, then every query runs in the
-sandbox and is judged with the official test-suite semantics (:mod:`sqlshift.sql.execution`).
+builder training uses); on the base loop, each chunk of questions is generated, then every query runs in the sandbox
+and is judged with the official test-suite semantics (:mod:`sqlshift.sql.execution`); its rows are appended to
+``results.jsonl`` as produced. ``predictions.jsonl`` (what ``eval-sql`` reads) is derived from the rows at the end;
+:func:`predict_split` writes it directly for ``sqlshift predict`` without scoring.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +21,6 @@ from pydantic import Field
 from sqlshift.data.layout import HINT as LAYOUT_HINT
 from sqlshift.lm.api import LM, GenerateRequest
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
-from sqlshift.benchmarks.common import sample_items, write_metrics
 from sqlshift.errors import EmptyPredictions
 from sqlshift.jsonl import read_jsonl
 from sqlshift.outputs import open_append
@@ -108,31 +112,87 @@ class SpiderBenchmark(Benchmark):
         return [f"{self.out_name}: {p} does not exist ({LAYOUT_HINT})" for p in missing]
 
     def size(self) -> int | None:
-        return len(self.load().examples)
+        return len(self.selected())
+
+    def split_data(self) -> Any:
+        """The whole split (skip accounting included), read once."""
+        from sqlshift.data.spider import load_spider
+
+        if getattr(self, "_split", None) is None:
+            self._split = load_spider(self.spider_root(), self.settings.split)
+        return self._split
+
+    def items(self) -> list[Any]:
+        return list(self.split_data().examples)
+
+    def item_id(self, item: Any) -> str:
+        return str(item.index)
 
     def load(self) -> Any:
         """The split with the seeded ``sample`` (drawn from the evaluable examples, so it skips none) applied."""
-        from sqlshift.data.spider import load_spider, restrict
+        from sqlshift.data.spider import restrict
 
-        split = load_spider(self.spider_root(), self.settings.split)
-        if self.settings.sample is None:
-            return split
-        keep = sample_items(split.examples, self.settings.sample, self.settings.sample_seed)
-        return restrict(split, {e.index for e in keep})
+        split = self.split_data()
+        return split if self.settings.sample is None else restrict(split, {e.index for e in self.selected()})
 
-    def evaluate(self, lm: LM, out_dir: Path) -> dict[str, Any]:
-        from sqlshift.sql.execution import evaluate_split
+    @contextlib.contextmanager
+    def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
+        """The prompt builder and one SQL sandbox (a pool of workers) for the whole evaluation."""
+        from sqlshift.sql.prompts import PromptBuilder
+        from sqlshift.sql.sandbox import SqlSandbox
 
-        s = self.settings
-        split = self.load()
-        preds = predict_split(lm, split, out_dir / "predictions.jsonl", prompt_cfg=s.prompt,
-                              batch_size=s.batch_size, max_new_tokens=s.max_new_tokens)
-        metrics = evaluate_split(split, {p["index"]: p for p in preds}, out_dir, mode=s.ex_mode, timeout_s=s.timeout_s)
-        empty = sum(not (p.get("sql") or "").strip() for p in preds)
-        metrics.update({"benchmark": self.name, "name": self.out_name, "axis": self.axis, "kind": self.kind,
-                        "label": self.label, "accuracy": metrics["execution_accuracy"], "n_empty": empty,
-                        "n_predictions": len(preds), "lm": lm.stats()})
-        return write_metrics(out_dir, metrics)
+        split = self.split_data()
+        self._builder = PromptBuilder(lm.tokenizer, split.tables, split.db_path, self.settings.prompt)
+        with SqlSandbox(timeout_s=self.settings.timeout_s) as sandbox:
+            self._sandbox = sandbox
+            yield
+
+    def score_chunk(self, lm: LM, chunk: Sequence[Any], results: Any) -> list[dict[str, Any]]:
+        """Generate SQL for some questions, then judge all of them at once in the sandbox."""
+        from sqlshift.sql.execution import Pair, judge_pairs
+
+        s, split = self.settings, self.split_data()
+        prompts = [self._builder.build(e) for e in chunk]
+        gens = lm.generate([GenerateRequest(p.text, s.max_new_tokens) for p in prompts], batch_size=s.batch_size,
+                           desc=f"generate {split.name}")
+        recs = [prediction_record(e, g.text, g.n_tokens, g.hit_limit, p) for e, p, g in zip(chunk, prompts, gens)]
+        pairs = [Pair(str(split.db_path(e.db_id)), r["sql"], e.query) for e, r in zip(chunk, recs)]
+        verdicts = judge_pairs(pairs, self._sandbox, mode=s.ex_mode)
+        return [ex_row(e, r, v) for e, r, v in zip(chunk, recs, verdicts)]
+
+    def counted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Gold SQL that fails on its own database judges nothing: those rows are listed, not counted."""
+        return [r for r in rows if r["error_type"] != "gold_error"]
+
+    def export(self, rows: Sequence[dict[str, Any]], out_dir: Path) -> None:
+        """``predictions.jsonl`` (DESIGN.md format: what ``eval-sql`` and ``predict`` read and write)."""
+        from sqlshift.outputs import atomic_jsonl, append_jsonl
+
+        with atomic_jsonl(out_dir / "predictions.jsonl") as fh:
+            for r in rows:
+                append_jsonl(fh, {k: r[k] for k in PREDICTION_KEYS if k in r} | {"sql": r["pred_sql"]})
+
+    def summary(self, rows: Sequence[dict[str, Any]], items: Sequence[Any], lm: LM | None) -> dict[str, Any]:
+        """EX metrics (DESIGN.md): hardness, error types, gold failures, skips, generation health."""
+        from sqlshift.benchmarks.common import accuracy_metrics
+        from sqlshift.sql.execution import ERROR_TYPES
+        from sqlshift.sql.hardness import LEVELS
+
+        split, scored = self.load(), self.counted(rows)
+        counts = Counter(r["error_type"] for r in rows)
+        levels = [*LEVELS, *sorted({r["hardness"] for r in scored} - set(LEVELS))]
+        empty = sum(not (r.get("pred_sql") or "").strip() for r in rows)
+        gold_failed = [r["index"] for r in rows if r["error_type"] == "gold_error"]
+        return {"metric": "execution_accuracy", "split": split.name, "mode": self.settings.ex_mode,
+                "execution_accuracy": accuracy_metrics(scored)["accuracy"], "n_skipped": len(split.skipped),
+                "skip_reasons": dict(split.skip_reasons), "n_gold_failed": len(gold_failed), "gold_failed": gold_failed,
+                "by_hardness": {lv: accuracy_metrics(sub) for lv in levels
+                                if (sub := [r for r in scored if r["hardness"] == lv])},
+                "by_error_type": {t: counts[t] for t in ERROR_TYPES if counts[t]},
+                "generation": {"n": len(rows), "hit_limit": sum(bool(r.get("hit_limit")) for r in rows),
+                               "multi_line_extraction": sum(r.get("extraction") != "first_line" for r in rows),
+                               "empty": empty},
+                "n_empty": empty, "n_predictions": len(rows)}
 
     def problems(self, metrics: dict[str, Any]) -> list[Exception]:
         n = metrics.get("n_predictions", 0)
@@ -140,3 +200,17 @@ class SpiderBenchmark(Benchmark):
             return [EmptyPredictions(f"{self.out_name}: all {n} predictions are empty after SQL extraction",
                                      "check the prompt and the stop token (predictions.jsonl holds the raw text)")]
         return []
+
+
+PREDICTION_KEYS = ("index", "db_id", "sql", "raw", "n_new_tokens", "hit_limit", "extraction", "prompt_tokens",
+                   "truncated")
+
+
+def ex_row(example: Any, rec: dict[str, Any], verdict: Any) -> dict[str, Any]:
+    """One EX results.jsonl row (DESIGN.md), with the prediction record's generation facts beside it."""
+    from sqlshift.sql.hardness import example_hardness
+
+    row = {"id": str(example.index), "index": example.index, "db_id": example.db_id, "question": example.question,
+           "hardness": example_hardness(example), "correct": verdict.correct, "error_type": verdict.error_type,
+           "error": verdict.error, "pred_sql": rec["sql"], "gold_sql": example.query}
+    return row | {k: rec[k] for k in PREDICTION_KEYS if k in rec and k not in ("index", "db_id", "sql")}

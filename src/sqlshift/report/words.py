@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlshift.benchmarks.common import ONE_ANSWER_SHARE
+from sqlshift.benchmarks.common import answer_habit, habit_of_counts
 from sqlshift.report.load import BenchResult
 from sqlshift.report.stats import pval
 
@@ -64,19 +64,17 @@ def option_name(position: Any, labels: dict[str, str] | None = None) -> str:
 
 
 def one_answer(b: BenchResult) -> dict[str, Any] | None:
-    """``{option, share}`` when the model gives one answer to ≥ 90% of items (the axis then measures nothing)."""
+    """``{option, share}`` when the model gives one answer to ≥ 90% of items (the axis then measures nothing).
+
+    Benchmarks record ``one_answer`` (:func:`sqlshift.benchmarks.common.answer_habit`); older folders without it
+    are judged by the same function from their answer counts or rows."""
     m = b.metrics
-    counts = m.get("pred_counts") or m.get("pred_position_counts")
-    if not counts and b.kind == "multiple_choice" and b.rows and all("pred" in r for r in b.rows):
-        counts = {}
-        for r in b.rows:
-            counts[str(r["pred"])] = counts.get(str(r["pred"]), 0) + 1
-    if counts:
-        total = sum(int(v) for v in counts.values())
-        top, k = max(counts.items(), key=lambda kv: int(kv[1]))
-        if total and int(k) / total >= ONE_ANSWER_SHARE:
-            return {"option": option_name(top, m.get("option_labels")), "share": int(k) / total}
-        return None
+    if "one_answer" not in m or "top_position" not in m:
+        counts = m.get("pred_counts") or m.get("pred_position_counts")
+        if counts:
+            m = {**m, **habit_of_counts({str(k): int(v) for k, v in counts.items()})}
+        elif b.kind == "multiple_choice" and b.rows and all("pred" in r for r in b.rows):
+            m = {**m, **answer_habit(r["pred"] for r in b.rows)}
     if m.get("one_answer"):
         return {"option": option_name(m.get("top_position"), m.get("option_labels")),
                 "share": float(m.get("top_position_share") or 1.0)}
