@@ -15,6 +15,8 @@ once, plus anything left in the child's private TMPDIR), the largest worker RSS 
 * tempspill: ORDER BY and GROUP BY over a three-way cross join of a 1000-row table (sqlite sorts spill to temp
   files); peak temp bytes must stay bounded.
 * hugesql: one 10 MB prediction.
+* bigpred: a 100 MB predictions file, as JSONL (the 10 predictions repeated, as a resumed file may) and as one
+  SQL per line (far more lines than questions); parent peak RSS and wall time, before/after with ``--before-src``.
 * ctrlc: 2 quick predictions then 8 that never end on their own (only ``--timeout`` stops them); SIGINT goes to
   the child once every worker is busy on them; reported: seconds from SIGINT to exit, exit code, workers still
   alive 1 s after, verdicts kept in ``results.partial.jsonl``. With ``--before-src`` the same case runs on that
@@ -72,6 +74,19 @@ def write_predictions(path: Path, hostile: list[str]) -> Path:
     with path.open("w", encoding="utf-8") as f:
         for i, sql in enumerate(sqls):
             f.write(json.dumps({"index": i, "sql": sql}) + "\n")
+    return path
+
+
+def big_predictions(path: Path, jsonl: bool, size: int = 100_000_000) -> Path:
+    """About ``size`` bytes of predictions: JSONL repeating indices 0..N-1, or one (padded) SQL per line."""
+    with path.open("w", encoding="utf-8") as f:
+        written, i = 0, 0
+        while written < size:
+            line = (json.dumps({"index": i % N_EXAMPLES, "sql": GOLD + " -- " + "x" * 60}) if jsonl
+                    else GOLD + " -- " + "x" * 80) + "\n"
+            f.write(line)
+            written += len(line)
+            i += 1
     return path
 
 
@@ -136,7 +151,8 @@ def run_case(name: str, spider: Path, pred: Path, work: Path, timeout: float, wo
     return {"case": name, "rc": proc.returncode, "verdicts": verdicts,
             "parent_peak_rss_mb": report.get("vm_hwm_kb", 0) / 1024, "peak_temp_mb": peak["temp"] / 1e6,
             "max_worker_rss_mb": peak["worker_rss"] / 2**20, "wall_s": wall,
-            "stderr_tail": err.strip().splitlines()[-1:] if proc.returncode else []}
+            "stderr_tail": [line for line in err.strip().splitlines() if not line.startswith("BENCH ")][-1:]
+            if proc.returncode else []}
 
 
 def _busy_workers(pid: int) -> list[psutil.Process]:
@@ -224,6 +240,15 @@ def main() -> None:
                 print(f"{row['case']:<12} rc={row['rc']} SIGINT -> exit {row['exit_after_sigint_s']:6.1f} s | "
                       f"workers alive 1 s later: {row['workers_alive_after_1s']} | verdicts kept: "
                       f"{row['verdicts_kept']} | {row['last_line']}", flush=True)
+        if "bigpred" in cases:
+            for name, pred in (("bigpred-jsonl", big_predictions(work / "big.jsonl", jsonl=True)),
+                               ("bigpred-sql", big_predictions(work / "big.sql", jsonl=False))):
+                for tag, src in ([("-before", args.before_src)] if args.before_src else []) + [("", args.src)]:
+                    row = run_case(name + tag, spider, pred, work, args.timeout, args.workers, src)
+                    rows.append(row)
+                    print(f"{row['case']:<20} rc={row['rc']} parent peak RSS {row['parent_peak_rss_mb']:7.0f} MB | "
+                          f"wall {row['wall_s']:6.1f} s | {row['verdicts']} {' '.join(row['stderr_tail'])[:150]}",
+                          flush=True)
         for name, hostile in plan:
             pred = write_predictions(work / f"{name}.jsonl", hostile)
             row = run_case(name, spider, pred, work, args.timeout, args.workers, args.src)

@@ -9,8 +9,10 @@ prediction never splits it, and a TAB inside the SQL never shifts it. The file i
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +32,17 @@ PRED_MAX_BYTES = 256 * MB
 
 
 def read_lines(path: Path, what: str, fix: str, max_bytes: int = PRED_MAX_BYTES) -> list[str]:
-    """Lines of a UTF-8 text file, streamed (a BOM dropped, ``\\r`` of CRLF dropped), split on ``\\n`` only.
+    """All lines of a UTF-8 text file (see :func:`iter_lines`)."""
+    return list(iter_lines(path, what, fix, max_bytes))
+
+
+def iter_lines(path: Path, what: str, fix: str, max_bytes: int = PRED_MAX_BYTES) -> Iterator[str]:
+    """Lines of a UTF-8 text file, one at a time (a BOM dropped, ``\\r`` of CRLF dropped), split on ``\\n`` only.
 
     The file is checked first (a regular file of at most ``max_bytes``: a link to /dev/zero or a 3 GB sparse
     file is refused without reading); each line is checked for NUL bytes (binary) and decoded on its own, so the
     error names the line.
     """
-    lines: list[str] = []
     offset = 0
     with open_input(path, what, fix, max_bytes) as f:
         if b"\x00" in f.read(8192):  # binary, as git and file(1) tell: NUL bytes near the start
@@ -56,8 +62,7 @@ def read_lines(path: Path, what: str, fix: str, max_bytes: int = PRED_MAX_BYTES)
             if offset > max_bytes:
                 raise DataError(f"{path} grew over the {max_bytes // MB} MB limit for {what} while being read", fix)
             line = line[:-1] if line.endswith("\n") else line
-            lines.append(line[:-1] if line.endswith("\r") else line)
-    return lines
+            yield line[:-1] if line.endswith("\r") else line
 
 
 def read_predictions(path: str | Path, split: SpiderSplit, gold_path: str | Path | None = None) -> dict[int, dict]:
@@ -69,13 +74,19 @@ def read_predictions(path: str | Path, split: SpiderSplit, gold_path: str | Path
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist", "pass --pred pointing at predictions.jsonl or a .sql file")
-    lines = read_lines(path, "predictions", "pass predictions.jsonl or a .sql file with one query per line")
-    first = next((line.strip() for line in lines if line.strip()), "")
+    lines = iter_lines(path, "predictions", "pass predictions.jsonl or a .sql file with one query per line")
+    head: list[str] = []  # up to the first non-blank line, which tells the format; the rest is streamed
+    for line in lines:
+        head.append(line)
+        if line.strip():
+            break
+    first = head[-1].strip() if head else ""
+    stream = itertools.chain(head, lines)
     if first.startswith("["):
-        _reject_json_array(path, lines)
+        _reject_json_array(path, list(stream))
     if first.startswith("{"):
-        return _read_jsonl(path, lines, split)
-    return _read_official(path, lines, split, gold_path)
+        return _read_jsonl(path, stream, split)
+    return _read_official(path, stream, split, gold_path)
 
 
 def _reject_json_array(path: Path, lines: list[str]) -> None:
@@ -114,7 +125,7 @@ def _parse_jsonl_row(path: Path, n: int, line: str) -> dict[str, Any]:
     return row
 
 
-def _read_jsonl(path: Path, lines: list[str], split: SpiderSplit) -> dict[int, dict]:
+def _read_jsonl(path: Path, lines: Iterable[str], split: SpiderSplit) -> dict[int, dict]:
     by_index = {e.index: e for e in _all_examples(split)}
     out: dict[int, dict] = {}
     seen: dict[int, list[int]] = {}
@@ -147,21 +158,28 @@ def _warn_duplicates(path: Path, seen: dict[int, list[int]]) -> None:
                     "wins", path, len(dup), i, ", ".join(map(str, ns[:5])))
 
 
-def _read_official(path: Path, lines: list[str], split: SpiderSplit, gold_path: str | Path | None) -> dict[int, dict]:
+def _read_official(path: Path, stream: Iterable[str], split: SpiderSplit,
+                   gold_path: str | Path | None) -> dict[int, dict]:
     examples = _all_examples(split)
     if gold_path is not None:
         gold = read_gold_sql(gold_path)
         _check_gold_matches(Path(gold_path), gold, split, examples)
-    lines = list(lines)
+    where = f"gold file {gold_path}" if gold_path else f"split '{split.name}'"
+    fix = "write one SQL per line, in gold order (an empty line for an empty prediction)"
+    lines: list[str] = []
+    nonblank = 0
+    for line in stream:  # stop reading as soon as there are more predictions than queries
+        lines.append(line)
+        nonblank += bool(line.strip())
+        if nonblank > len(examples):
+            raise DataError(f"{path} has more than {len(examples)} predictions but {where} has {len(examples)} "
+                            "queries", fix)
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) != len(examples):
-        nonblank = [line for line in lines if line.strip()]
-        if len(nonblank) != len(examples):
-            where = f"gold file {gold_path}" if gold_path else f"split '{split.name}'"
-            raise DataError(f"{path} has {len(lines)} predictions but {where} has {len(examples)} queries",
-                            "write one SQL per line, in gold order (an empty line for an empty prediction)")
-        lines = nonblank
+        if nonblank != len(examples):
+            raise DataError(f"{path} has {len(lines)} predictions but {where} has {len(examples)} queries", fix)
+        lines = [line for line in lines if line.strip()]
     out: dict[int, dict] = {}
     for n, (line, ex) in enumerate(zip(lines, examples), 1):
         sql, db = _split_db(line, split)
