@@ -91,3 +91,19 @@ def test_ctrl_c_in_run_says_interrupted_once(tmp_path: Path, tiny_model_dir: Pat
     assert rc == 130, text
     assert "Traceback" not in text and text.count("interrupted") == 1, text
     assert "interrupted" in (tmp_path / "r" / "run.log").read_text()
+
+
+def test_run_estimates_from_measured_times_and_says_nothing_when_cached(tmp_path: Path, tiny_model_dir: Path,
+                                                                      random_adapter: Path) -> None:
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "s", "model": str(tiny_model_dir), "data_dir": "demo", "benchmarks": [
+        {"benchmark": "spider", "sample": 4, "max_new_tokens": 8}, {"benchmark": "mmlu", "subjects": "all", "sample": 8}],
+        "runs": [{"name": "a", "adapter": str(random_adapter)}, {"name": "b", "adapter": str(random_adapter),
+                                                                "lambdas": [0.5]}]}))
+    first = sqlshift("run", str(cfg), "-o", str(tmp_path / "r"), "--allow-below-chance")
+    text = first.stdout + first.stderr
+    assert "estimate: the other 3 model(s) take about" in text, text
+    log = (tmp_path / "r" / "run.log").read_text()
+    assert log.index("baseline/mmlu") < log.index("estimate:") < log.index("a/spider-dev")  # after a measurement
+    again = sqlshift("run", str(cfg), "-o", str(tmp_path / "r"), "--allow-below-chance")
+    assert "estimate" not in again.stdout + again.stderr and "steps run: 0, cached: " in again.stdout + again.stderr

@@ -121,6 +121,8 @@ class Runner:
         self.demo_root = self.materialise_demo()
         self.benches = make_benchmarks(cfg, self.demo_root)
         self._lm: LM | None = None
+        self.measured: dict[str, float] = {}  # benchmark folder -> seconds it just took on one model
+        self.estimated = False
         self.problems: list[Exception] = []
 
     def materialise_demo(self) -> Path | None:
@@ -221,9 +223,22 @@ class Runner:
                 t0 = time.time()
                 metrics = bench.evaluate(lm, out)
                 self.problems += bench.problems(metrics)
+                self.measured[out.name] = time.time() - t0
                 log.info("%s/%s: %s = %.3f (n=%d), %.1f s", entry.key, out.name, getattr(bench, "label", bench.name),
-                         metrics["accuracy"], metrics["n"], time.time() - t0)
+                         metrics["accuracy"], metrics["n"], self.measured[out.name])
                 self.cache.record(f"{entry.key}/{out.name}", key)
+
+    def log_estimate(self, rest: list[ModelEntry]) -> None:
+        """Once, after the first model evaluated from scratch: the time the other models will take at the rates
+        just measured here (nothing is said before there is a measurement, or when nothing is left)."""
+        if self.estimated or not rest or not self.measured:
+            return
+        self.estimated = True
+        seconds = sum(self.measured.get(b.out_name, 0.0) for e in rest for b in self.benches
+                      if b.settings.points == "all" or e.kind in ("baseline", "run"))
+        took = f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} s"
+        log.info("estimate: the other %d model(s) take about %s more (the time each benchmark just took, per "
+                 "model)", len(rest), took)
 
     def record_failure(self, run: str, message: str) -> None:
         """``failures.json`` in the run directory: runs that produced no usable model, and why."""
@@ -237,15 +252,14 @@ class Runner:
         record = self.record.model_copy(update={"specialty": spec, "generality": gen})
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
         log.info("plan: %s", plan(self.cfg, self.benches))
-        minutes = estimate_minutes(self.cfg, self.benches)
-        if minutes is not None:
-            log.info("estimate: about %.0f minutes on an idle 2-core CPU (more on a busy machine)", minutes)
         # Every run is trained (each in its own process) before the model is loaded for evaluation: one model
         # (one vLLM engine) then serves the baseline and every point, and training never competes for its memory.
         entries, diverged = self.train_all()
+        points = ([ModelEntry("baseline", "baseline")] if self.cfg.baseline else []) + entries
         try:
-            for entry in ([ModelEntry("baseline", "baseline")] if self.cfg.baseline else []) + entries:
+            for i, entry in enumerate(points):
                 self.evaluate_entry(entry)
+                self.log_estimate(points[i + 1:])
         finally:
             self.close_lm()
         from sqlshift.report import build_report
@@ -280,43 +294,6 @@ class Runner:
             raise diverged[0]
         if problems:
             raise problems[0]
-
-
-#: the embedded model on an idle 2-core CPU (docs/results.md, "Embedded default study"): seconds per unit
-CPU_COST = {"load": 25.0, "generated_token": 1.6 / 96, "choice": 0.07 / 4, "train_step": 10.3}
-
-
-def train_in_child(tcfg: Any, out: Path, model: str, run_dir: Path) -> None:
-    """A training run as a child process does it: log to the study's run.log, train, exit (memory freed)."""
-    from sqlshift.train.trainer import train
-
-    setup_logging(run_dir)
-    train(tcfg, out, model_spec=model)
-
-
-def estimate_minutes(cfg: ExperimentConfig, benches: list[Benchmark]) -> float | None:
-    """A wall-time estimate for the embedded model on CPU (None elsewhere: no measured costs to scale)."""
-    if cfg.model != "embedded" or resolve_backend(cfg.lm) != "hf" or cfg.lm.device not in ("auto", "cpu"):
-        return None
-    import torch
-
-    if torch.cuda.is_available() and cfg.lm.device == "auto":
-        return None
-    from sqlshift.train.trainer import load_train_config
-
-    points = (1 if cfg.baseline else 0) + len(cfg.runs)
-    seconds = CPU_COST["load"] * (1 + len(cfg.runs))
-    for b in benches:
-        n = b.size() or 0
-        per = getattr(b.settings, "max_new_tokens", None)
-        seconds += points * n * (per * CPU_COST["generated_token"] if per else 4 * CPU_COST["choice"])
-    for r in cfg.runs:
-        if not r.config:
-            continue
-        t = load_train_config(r.config, r.overrides)
-        steps = t.max_steps if t.max_steps > 0 else 0
-        seconds += steps * CPU_COST["train_step"] * t.per_device_batch_size * t.gradient_accumulation_steps / 4
-    return seconds / 60
 
 
 def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:
