@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from test_cli import SRC, sqlshift
 
@@ -107,3 +108,26 @@ def test_run_estimates_from_measured_times_and_says_nothing_when_cached(tmp_path
     assert log.index("baseline/mmlu") < log.index("estimate:") < log.index("a/spider-dev")  # after a measurement
     again = sqlshift("run", str(cfg), "-o", str(tmp_path / "r"), "--allow-below-chance")
     assert "estimate" not in again.stdout + again.stderr and "steps run: 0, cached: " in again.stdout + again.stderr
+
+
+def test_training_console_is_one_bar_with_the_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """No raw trainer dicts, no dataset-preparation bars: one progress bar whose postfix carries the loss."""
+    data = ensure_demo(tmp_path / "demo")
+    res = sqlshift("train", "embedded-cpu", "--model", str(tiny_model_dir), "-o", str(tmp_path / "t"), "max_steps=3",
+                   "logging_steps=1", f"data.spider_dir={data}", "data.limit_n=8", "per_device_batch_size=2",
+                   "gradient_accumulation_steps=1", "save_steps=100", timeout=300)
+    text = res.stdout + res.stderr
+    assert res.returncode == 0, text
+    assert "{'loss'" not in text and "'learning_rate'" not in text
+    assert not [w for w in ("Map", "Tokenizing", "Truncating", "Adding EOS", "Converting train") if f"{w}" in text], text
+    assert "loss=" in text and (tmp_path / "t" / "adapter_config.json").is_file()
+    assert len(json.loads((tmp_path / "t" / "log_history.json").read_text())) >= 3  # the history is still saved
+
+
+@pytest.mark.slow
+def test_loading_the_embedded_gguf_shows_no_bars(capfd: pytest.CaptureFixture[str]) -> None:
+    from sqlshift.lm.models import load_model
+
+    load_model("embedded")
+    err = capfd.readouterr().err
+    assert "de-quantizing" not in err and "Loading weights" not in err, err

@@ -6,9 +6,12 @@ left padding, and the end-of-turn token registered as EOS (GGUF chat models ofte
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,13 +130,35 @@ def quantization_config(load_in_4bit: bool, device: str, compute_dtype: Any) -> 
                               bnb_4bit_compute_dtype=compute_dtype, bnb_4bit_use_double_quant=True)
 
 
+@contextlib.contextmanager
+def quiet_local_load(src: ModelSource) -> Iterator[None]:
+    """No progress bars while a model loads from disk: the GGUF de-quantize and "Loading weights" bars took the
+    console on every load, for a second's work. A download from the Hub keeps its bars."""
+    if not Path(src.path).exists():
+        yield
+        return
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    was_on, bar = hf_logging.is_progress_bar_enabled(), gguf_utils.tqdm
+    hf_logging.disable_progress_bar()
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_tokenizer(spec: str | None = "embedded") -> Any:
     """Tokenizer alone (cheap), prepared the same way :func:`load_model` prepares it."""
     from transformers import AutoTokenizer
 
     src = resolve_spec(spec)
     try:
-        tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
+        with quiet_local_load(src):
+            tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
     except OSError as e:
         raise offline_error(src, e) from e
     return prepare_tokenizer(tok)
@@ -180,7 +205,8 @@ def load_model(spec: str | None = "embedded", adapter: str | Path | None = None,
         kwargs["quantization_config"] = qc
         kwargs["device_map"] = {"": device}
     try:
-        model = AutoModelForCausalLM.from_pretrained(src.path, **kwargs)
+        with quiet_local_load(src):
+            model = AutoModelForCausalLM.from_pretrained(src.path, **kwargs)
     except OSError as e:
         raise offline_error(src, e) from e
     if src.gguf_file:

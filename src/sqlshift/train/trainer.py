@@ -234,9 +234,42 @@ def make_trainer(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: TrainCon
     from trl import SFTTrainer
 
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    with quiet_library_warnings():
-        return SFTTrainer(model=model, args=sft_config(cfg, output_dir, path), train_dataset=ds, processing_class=tok,
-                          peft_config=lora_config(cfg))
+    with quiet_library_warnings(), no_dataset_bars():
+        trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, path), train_dataset=ds,
+                             processing_class=tok, peft_config=lora_config(cfg))
+    return with_loss_bar(trainer)
+
+
+@contextmanager
+def no_dataset_bars() -> Iterator[None]:
+    """trl tokenises and truncates the rows through ``datasets.map``: five bars for a second's work, hidden."""
+    import datasets
+
+    was_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_off:
+            datasets.enable_progress_bars()
+
+
+def with_loss_bar(trainer: Any) -> Any:
+    """One progress bar for training with the loss in it, instead of a raw ``{'loss': ...}`` dict per log step
+    (the full log history is still saved as log_history.json)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class LossBar(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            if state.is_world_process_zero and self.training_bar is not None and logs:
+                shown = {k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "eval_loss", "grad_norm")}
+                if shown:
+                    self.training_bar.set_postfix(shown, refresh=False)
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(LossBar())
+    return trainer
 
 
 def write_outputs(trainer: Any, tok: Any, cfg: TrainConfig, output_dir: Path, summary: dict[str, Any]) -> None:
