@@ -131,3 +131,13 @@ def test_loading_the_embedded_gguf_shows_no_bars(capfd: pytest.CaptureFixture[st
     load_model("embedded")
     err = capfd.readouterr().err
     assert "de-quantizing" not in err and "Loading weights" not in err, err
+
+
+def test_generation_bar_moves_while_the_first_batch_decodes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The bar counts finished items; before the first batch ends it shows the token being generated."""
+    data = ensure_demo(tmp_path / "demo")
+    res = sqlshift("predict", "--model", str(tiny_model_dir), "--spider-dir", str(data), "--sample", "4",
+                   "--batch-size", "4", "--max-new-tokens", "24", "-o", str(tmp_path / "p"))
+    assert res.returncode == 0, res.stderr
+    bar = res.stderr.replace("\r", "\n")
+    assert any("token 8/24" in line and "0/4" in line for line in bar.splitlines()), bar

@@ -64,6 +64,24 @@ def length_sorted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+
+def token_ticker(bar: Any, limit: int) -> Any:
+    """A stopping criterion that never stops: it writes ``token n/limit`` into the bar every 8 decoding steps."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Ticker(StoppingCriteria):
+        def __init__(self) -> None:
+            self.step = 0
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            self.step += 1
+            if self.step % 8 == 0:
+                bar.set_postfix_str(f"token {self.step}/{limit}")
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Ticker()])
+
 class HFLM(LM):
     """A transformers model (Hub id, folder, GGUF or ``embedded``) with LoRA adapters attached on demand."""
 
@@ -155,13 +173,17 @@ class HFLM(LM):
             for (limit, stops), members in groups.items():
                 for batch in length_sorted([len(encoded[i]) for i in members], batch_size or self.batch_size):
                     idx = [members[j] for j in batch]
-                    for i, g in zip(idx, self.decode([encoded[i] for i in idx], limit, stops)):
+                    for i, g in zip(idx, self.decode([encoded[i] for i in idx], limit, stops, progress=bar)):
                         out[i] = g
                     bar.update(len(idx))
         return [g for g in out if g is not None]
 
-    def decode(self, seqs: list[list[int]], max_new_tokens: int, stops: tuple[str, ...]) -> list[Generation]:
-        """One batch of greedy decoding from token ids; text is cut at the first end-of-turn token or stop string."""
+    def decode(self, seqs: list[list[int]], max_new_tokens: int, stops: tuple[str, ...],
+               progress: Any = None) -> list[Generation]:
+        """One batch of greedy decoding from token ids; text is cut at the first end-of-turn token or stop string.
+
+        ``progress`` (a tqdm bar) shows the token being generated: the bar counts finished items, and the first,
+        longest batch can take minutes on a CPU before any item finishes."""
         import torch
 
         from sqlshift.lm.models import stop_token_ids
@@ -171,6 +193,8 @@ class HFLM(LM):
         ids, mask, _ = pad_batch(seqs, self.pad_id)
         dev = self.model.device
         extra: dict[str, Any] = {"stop_strings": list(stops), "tokenizer": tok} if stops else {}
+        if progress is not None:
+            extra["stopping_criteria"] = token_ticker(progress, max_new_tokens)
         with torch.inference_mode():
             gen = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev),
                                       max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
