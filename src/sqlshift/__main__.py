@@ -2,4 +2,5 @@
 
 from sqlshift.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned child (training, vLLM's engine) imports this module too
+    main()
