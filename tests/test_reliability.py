@@ -147,6 +147,19 @@ def test_run_never_writes_through_a_planted_link(tmp_path: Path, name: str) -> N
     assert f"{run_dir / name} is a symbolic link" in last_line(r) and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("folder", ["models", "models/baseline", "data"])
+def test_run_never_writes_through_a_planted_folder_link(tmp_path: Path, folder: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_dir = tmp_path / "run"
+    (run_dir / folder).parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / folder).symlink_to(elsewhere, target_is_directory=True)
+    r = sqlshift("run", _baseline_only_config(tmp_path), "--output", run_dir, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert [p for p in elsewhere.rglob("*") if not p.is_dir()] == []  # no file lands there (empty folders may)
+    assert f"{run_dir / folder} is a symbolic link" in last_line(r) and "Traceback" not in r.stderr
+
+
 def test_link_safe_helpers_refuse_links_fifos_and_keep_targets(tmp_path: Path) -> None:
     from sqlshift.errors import ConfigError
     from sqlshift.outputs import atomic_write_text, open_append

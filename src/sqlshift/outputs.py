@@ -60,9 +60,33 @@ def _link_refused(path: Path) -> ConfigError:
                        "folder", f"remove the link (rm '{path}') or choose another output folder")
 
 
+#: output folders of this process (absolute, not resolved): a folder *below* one of them must not be a link either
+_ROOTS: set[str] = set()
+
+
+def register_output_root(folder: str | Path) -> None:
+    """Declare ``folder`` an output folder: the folder itself may be a link (the user's choice), nothing below it."""
+    _ROOTS.add(os.path.abspath(folder))
+
+
+def _refuse_linked_parents(path: Path) -> None:
+    """A planted folder link (``run/models -> /elsewhere``) would carry writes out of the output folder."""
+    here = os.path.abspath(path.parent)
+    for root in _ROOTS:
+        if not here.startswith(root + os.sep):
+            continue
+        current = root
+        for part in Path(os.path.relpath(here, root)).parts:
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                raise _link_refused(Path(current))
+
+
 def refuse_link(path: str | Path) -> None:
-    """ConfigError when ``path`` is a link, or exists as something else than a regular file (FIFO, device...)."""
+    """ConfigError when ``path`` (or a folder between it and its output folder) is a link, or exists as something
+    else than a regular file (FIFO, device...)."""
     path = Path(path)
+    _refuse_linked_parents(path)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -309,6 +333,7 @@ def exclusive_output(folder: str | Path, what: str = "sqlshift") -> Iterator[Pat
     The folder is created and checked for writability first.
     """
     folder = prepare_output_dir(folder)
+    register_output_root(folder)
     key = str(folder.resolve())
     with _HELD_LOCK:
         held = _HELD.get(key)

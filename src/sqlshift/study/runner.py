@@ -28,7 +28,8 @@ from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, l
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
 from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
-from sqlshift.outputs import LinkSafeFileHandler, atomic_write_text, merge_json, open_output, read_state
+from sqlshift.outputs import (LinkSafeFileHandler, atomic_write_text, merge_json, open_output, read_state,
+                              register_output_root)
 
 log = logging.getLogger("sqlshift")
 
@@ -399,6 +400,7 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
 def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
     """One writer per run directory: a whole study locks it; ``--only`` parts share it but lock their own part."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    register_output_root(run_dir)
     wanted = [(".lock", fcntl.LOCK_SH if parts else fcntl.LOCK_EX)] + [(f".lock-{p}", fcntl.LOCK_EX) for p in parts or []]
     handles = []  # (file, written by us)
     try:
@@ -454,6 +456,7 @@ def to_run_log(level: int, message: str) -> None:
 def setup_logging(run_dir: Path) -> None:
     """Log to ``run.log`` in the run directory and to the console."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    register_output_root(run_dir)  # from here on nothing is written through a link inside it
     root = logging.getLogger("sqlshift")
     root.setLevel(logging.INFO)
     if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (run_dir / "run.log").resolve()
