@@ -44,3 +44,12 @@ def test_readme_and_data_md_agree_on_the_real_data_test_time() -> None:
              for f in ("README.md", "docs/DATA.md")}
     assert len(set(sum(times.values(), []))) <= 1, times
 
+
+
+def test_eval_mmlu_falls_back_to_the_data_dir_as_data_md_says(tmp_path: Path) -> None:
+    from test_cli import one_error, sqlshift
+
+    md = (ROOT / "docs" / "DATA.md").read_text(encoding="utf-8").replace("\n", " ")
+    assert "`sqlshift eval-mmlu` fall back to it" in md
+    err = one_error(sqlshift("eval-mmlu", "-o", str(tmp_path / "o"), SQLSHIFT_DATA_DIR=str(tmp_path / "nodata")))
+    assert str(tmp_path / "nodata" / "mmlu") in err and "--mmlu-dir" not in err.split("(fix")[0]

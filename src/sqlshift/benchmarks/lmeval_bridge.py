@@ -144,9 +144,9 @@ def task_config(name: str, data_file: Path, **overrides: Any) -> dict[str, Any]:
 
 def load_tasks(configs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``{task name: lm-eval Task}`` built from inline configs, without indexing lm-eval's task folder."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
-    return get_task_dict(list(configs), TaskManager(include_defaults=False))
+    return dict(TaskManager(include_defaults=False).load(list(configs))["tasks"])
 
 
 def run_lmeval(lm_eval_model: Any, configs: Sequence[dict[str, Any]], limit: int | None = None,
