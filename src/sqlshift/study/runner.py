@@ -297,6 +297,14 @@ class Runner:
             raise problems[0]
 
 
+def train_in_child(tcfg: Any, out: Path, model: str, run_dir: Path) -> None:
+    """A training run as a child process does it: log to the study's run.log, train, exit (memory freed)."""
+    from sqlshift.train.trainer import train
+
+    setup_logging(run_dir)
+    train(tcfg, out, model_spec=model)
+
+
 def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:
     """One line saying how much work the study is, so a user knows what to expect before it starts."""
     points = (1 if cfg.baseline else 0) + len(cfg.runs) + sum(len(r.lambdas) for r in cfg.runs)
