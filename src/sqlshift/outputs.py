@@ -5,7 +5,8 @@
 * Text is data, never a crash: lone surrogates (e.g. from ``"\\ud800"`` in a prediction file) are escaped, and
   U+0085 / U+2028 / U+2029, which ``str.splitlines`` treats as line breaks, never appear raw in a JSONL line.
 * Two processes writing one output folder corrupt it silently, so a writer holds ``<folder>/.lock`` (``flock``);
-  a second one stops with a one-line error naming the holder.
+  a second one stops with a one-line error naming the holder. :func:`exclusive_output` is the project's one lock:
+  the parts of one study share their run directory's lock (``shared``) and hold their part's own.
 * A link planted inside an output folder (``o/.lock -> ~/victim``) is never written through: every file created
   or replaced in an output folder goes through :func:`open_output` (``O_NOFOLLOW``, regular files only) or
   :func:`_replacing` (link check before the temp file and again before the rename); both refuse with one line
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -262,8 +264,9 @@ def prepare_output_dir(folder: str | Path) -> Path:
     return folder
 
 
-_HELD: dict[str, list[int]] = {}  # resolved folder -> [lock fd, depth]
+_HELD: dict[str, list[int]] = {}  # resolved folder/lock name -> [lock fd, depth]
 _HELD_LOCK = threading.Lock()
+_CLAIMS = itertools.count()  # keys of non-reentrant holds, which never nest
 
 
 def _forget_locks_in_child() -> None:
@@ -286,38 +289,61 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _holder(fd: int) -> str:
-    """Who holds the lock, from what it wrote into the lock file (best effort)."""
+    """Who holds the lock, from what it wrote into the lock file (best effort; "" when it names nobody)."""
     try:
         info = json.loads(os.pread(fd, 65536, 0).decode("utf-8", "replace") or "{}")
     except (OSError, ValueError):
         info = {}
     if not isinstance(info, dict) or "pid" not in info:
-        return "another process"
+        return ""
     cmd = _one_line(str(info.get("command") or info.get("what") or "?"))
     return f"{info.get('what', 'sqlshift')} (pid {info['pid']} on {info.get('host', '?')}: {cmd})"
 
 
-def _acquire(folder: Path, what: str) -> int:
-    lock_path = folder / LOCK_NAME
+def _holders(folder: Path, name: str, fd: int) -> str:
+    """The exclusive holder named in the lock file, else the live holders of its part locks (``<name>-*``, taken
+    by the processes that share the folder), else "another process"."""
+    named = _holder(fd)
+    if named:
+        return named
+    parts = []
+    for f in sorted(folder.glob(f"{name}-*")):
+        try:
+            other = open_output(f, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            parts.append(_holder(other) or f.name)
+        finally:
+            os.close(other)
+    return "; ".join(parts) or "another process"
+
+
+def _acquire(folder: Path, what: str, name: str, shared: bool, blocking: bool, fix: str) -> int:
+    lock_path = folder / name
     try:
         fd = open_output(lock_path, os.O_RDWR | os.O_CREAT)
     except OSError as e:
         raise ConfigError(f"cannot write in output folder {folder} ({e.strerror or e})",
                           "choose another --out in a writable place") from e
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
-        holder = _holder(fd)
+        holder = _holders(folder, name, fd)
         os.close(fd)
-        raise ConfigError(f"output folder {folder} is being written by {holder}",
-                          "wait for it or choose another --out") from None
+        raise ConfigError(f"output folder {folder} is being written by {holder}", fix) from None
     except OSError as e:  # a file system without locks (some network mounts): go on, but say so
         log.warning("%s: cannot lock (%s); make sure no other process writes this folder", lock_path, e)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
             "command": _one_line(" ".join(sys.argv) or what, 1000), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8", "backslashreplace"), 0)
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8", "backslashreplace"), 0)
+        elif os.fstat(fd).st_size:  # sharers leave it empty: a blocked writer then names their part locks
+            os.ftruncate(fd, 0)
     except OSError as e:
         os.close(fd)
         raise named(e, lock_path) from None
@@ -325,23 +351,36 @@ def _acquire(folder: Path, what: str) -> int:
 
 
 @contextmanager
-def exclusive_output(folder: str | Path, what: str = "sqlshift") -> Iterator[Path]:
-    """Hold ``<folder>/.lock`` for the block: one writer per output folder.
+def exclusive_output(folder: str | Path, what: str = "sqlshift", *, shared: bool = False, name: str = LOCK_NAME,
+                     blocking: bool = False, reentrant: bool = True,
+                     fix: str = "wait for it or choose another --out") -> Iterator[Path]:
+    """Hold ``<folder>/.lock`` for the block: one writer per output folder. The project's one lock.
 
-    Non-blocking: when another live process holds it, raise ConfigError naming the holder. Re-entrant within one
-    process (a run locks its folder and evaluates into sub-folders; nested calls on the same folder just nest).
-    The folder is created and checked for writability first.
+    Non-blocking: when another live process holds it, raise ConfigError naming the holder (``fix`` is the hint).
+    ``shared``: several processes may hold it at once (the parts of one study, ``sqlshift run --only``), none
+    while an exclusive writer does; each part then holds its own ``<name>-<part>`` lock. ``name`` picks another
+    lock file in the folder (a part's, or ``steps.json.lock`` around a read-modify-write); ``blocking`` waits
+    instead of failing (for short critical sections). Re-entrant within one process (a run locks its folder and
+    evaluates into sub-folders; nested calls on the same lock just nest) unless ``reentrant`` is off: then each
+    call is its own claim, as another process's would be (a study: one per run directory). The folder is created
+    and checked for writability first.
     """
     folder = prepare_output_dir(folder)
     register_output_root(folder)
-    key = str(folder.resolve())
-    with _HELD_LOCK:
-        held = _HELD.get(key)
-        if held is not None:
-            held[1] += 1
-        else:
-            _HELD[key] = [_acquire(folder, what), 1]
-            _remove_stale_temps(folder)
+    key = f"{folder.resolve()}/{name}"
+    if not reentrant:  # its own claim: acquired outside the bookkeeping lock, so a blocking wait blocks no one else
+        key += f"#{next(_CLAIMS)}"
+        fd = _acquire(folder, what, name, shared, blocking, fix)
+        with _HELD_LOCK:
+            _HELD[key] = [fd, 1]
+    else:
+        with _HELD_LOCK:
+            held = _HELD.get(key)
+            if held is not None:
+                held[1] += 1
+            else:
+                _HELD[key] = [_acquire(folder, what, name, shared, blocking, fix), 1]
+    _remove_stale_temps(folder)
     try:
         yield folder
     finally:
@@ -369,19 +408,10 @@ def merge_json(path: Path, update: dict[str, Any]) -> dict[str, Any]:
     """Merge ``update`` into the JSON object in ``path`` under a lock and write it atomically; returns the result.
 
     Several processes (one per GPU) may share a run directory: each adds its keys without losing the others'.
+    The lock is the output lock on ``<path>.lock``, waited for (the read-modify-write takes milliseconds).
     """
-    with _locked(path):
+    with exclusive_output(path.parent, f"update {path.name}", name=f"{path.name}.lock", blocking=True,
+                          reentrant=False):
         merged = {**(read_state(path) if path.exists() else {}), **update}
         atomic_write_text(path, json.dumps(merged, indent=2, sort_keys=True))
     return merged
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``<path>.lock`` (never through a link) for a read-modify-write of ``path``."""
-    with os.fdopen(open_output(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

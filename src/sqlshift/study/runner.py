@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import functools
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,8 +26,8 @@ from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, l
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
 from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
-from sqlshift.outputs import (LinkSafeFileHandler, atomic_write_text, merge_json, open_output, read_state,
-                              register_output_root)
+from sqlshift.outputs import (LOCK_NAME, LinkSafeFileHandler, atomic_write_text, exclusive_output, merge_json,
+                              read_state, register_output_root)
 
 log = logging.getLogger("sqlshift")
 
@@ -406,51 +404,16 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
 
 @contextlib.contextmanager
 def study_lock(run_dir: Path, parts: list[str] | None) -> Iterator[None]:
-    """One writer per run directory: a whole study locks it; ``--only`` parts share it but lock their own part."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    register_output_root(run_dir)
-    wanted = [(".lock", fcntl.LOCK_SH if parts else fcntl.LOCK_EX)] + [(f".lock-{p}", fcntl.LOCK_EX) for p in parts or []]
-    handles = []  # (file, written by us)
-    try:
-        for name, mode in wanted:
-            fh = os.fdopen(open_output(run_dir / name, os.O_RDWR | os.O_CREAT), "r+")
-            try:
-                fcntl.flock(fh, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.close()
-                raise ConfigError(f"{run_dir} is being written by {lock_holders(run_dir, name)}",
-                                  "wait for it to finish, or use another --output (or --only with other parts)") from None
-            handles.append((fh, mode == fcntl.LOCK_EX))
-            if mode == fcntl.LOCK_EX:
-                fh.seek(0)
-                fh.truncate()
-                fh.write(f"pid {os.getpid()} (sqlshift run{' --only ' + ','.join(parts) if parts else ''})")
-                fh.flush()
+    """One writer per run directory (:func:`sqlshift.outputs.exclusive_output`): a whole study holds its lock;
+    ``--only`` parts share it and each holds its own part's lock, so two processes never do the same part."""
+    fix = "wait for it to finish, or use another --output (or --only with other parts)"
+    what = f"sqlshift run{' --only ' + ','.join(parts) if parts else ''}"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(exclusive_output(run_dir, what, shared=bool(parts), reentrant=False, fix=fix))
+        for part in parts or []:
+            stack.enter_context(exclusive_output(run_dir, f"sqlshift run --only {part}", name=f"{LOCK_NAME}-{part}",
+                                                 reentrant=False, fix=fix))
         yield
-    finally:
-        for fh, ours in reversed(handles):
-            if ours:
-                fh.seek(0)
-                fh.truncate()  # a released lock names nobody
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
-
-
-def lock_holders(run_dir: Path, name: str) -> str:
-    """Who holds ``name``: the live ``--only`` parts, else the whole-study process named in the file if it runs."""
-    held = []
-    for f in sorted(run_dir.glob(".lock-*")):
-        with os.fdopen(open_output(f, os.O_RDWR | os.O_CREAT), "r+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(fh, fcntl.LOCK_UN)
-            except BlockingIOError:
-                held.append(fh.read(4096).strip() or f.name)
-    if held:
-        return "; ".join(held)
-    text = (run_dir / name).read_text().strip()
-    pid = text.split()[1] if text.startswith("pid ") and len(text.split()) > 1 else ""
-    return text if pid.isdigit() and Path(f"/proc/{pid}").exists() else "another sqlshift process"
 
 
 def to_run_log(level: int, message: str) -> None:
