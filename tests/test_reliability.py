@@ -209,6 +209,29 @@ def test_sample_rows_of_a_never_ending_view_are_bounded(tmp_path: Path) -> None:
     assert blocks["endless"] == ""
 
 
+@pytest.mark.slow
+def test_predict_sample_rows_on_a_never_ending_view_finishes(tmp_path: Path) -> None:
+    """The CLI end to end (loads the embedded model): a table replaced by an endless view costs 5 s, not a hang."""
+    demo = tmp_path / "demo"
+    assert sqlshift("demo", demo).returncode == 0
+    spider = demo / "spider"
+    dev = json.loads((spider / "dev.json").read_text())[:1]
+    (spider / "dev.json").write_text(json.dumps(dev))
+    db = dev[0]["db_id"]
+    con = sqlite3.connect(spider / "database" / db / f"{db}.sqlite")
+    table = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    con.execute(f"ALTER TABLE {table} RENAME TO {table}_real")
+    con.execute(f"CREATE VIEW {table} AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                "SELECT x FROM c WHERE x < 0")
+    con.commit()
+    con.close()
+    r = sqlshift("predict", "--spider-dir", spider, "--out", tmp_path / "out", "--sample-rows", "3",
+                 "--max-new-tokens", "8", timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"no sample rows for table {table} (timeout" in r.stderr
+    assert (tmp_path / "out" / "predictions.jsonl").read_text().count("\n") == 1
+
+
 # -------------------------------------------------------------------------------------------- 4 adapter fingerprint
 
 
