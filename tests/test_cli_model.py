@@ -99,8 +99,9 @@ def test_run_estimates_from_measured_times_and_says_nothing_when_cached(tmp_path
     cfg = tmp_path / "s.yaml"
     cfg.write_text(yaml.safe_dump({"name": "s", "model": str(tiny_model_dir), "data_dir": "demo", "benchmarks": [
         {"benchmark": "spider", "sample": 4, "max_new_tokens": 8}, {"benchmark": "mmlu", "subjects": "all", "sample": 8}],
-        "runs": [{"name": "a", "adapter": str(random_adapter)}, {"name": "b", "adapter": str(random_adapter),
-                                                                "lambdas": [0.5]}]}))
+        "runs": [{"name": "a", "config": "embedded-cpu", "overrides": {  # trained in a child process
+            "max_steps": 2, "per_device_batch_size": 2, "gradient_accumulation_steps": 1, "data.limit_n": 8}},
+            {"name": "b", "adapter": str(random_adapter), "lambdas": [0.5]}]}))
     first = sqlshift("run", str(cfg), "-o", str(tmp_path / "r"), "--allow-below-chance")
     text = first.stdout + first.stderr
     assert "estimate: the other 3 model(s) take about" in text, text
