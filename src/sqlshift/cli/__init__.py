@@ -70,6 +70,9 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             typer.secho(f"sqlshift: {INTERRUPTED}", fg="yellow", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # output piped into `head` that exited: not an error of the input
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except Exception as e:  # bad input or environment as one line; a real bug keeps its traceback
             message = one_line(e)
             if message is None:
