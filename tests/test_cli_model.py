@@ -121,7 +121,7 @@ def test_training_console_is_one_bar_with_the_loss(tmp_path: Path, tiny_model_di
     assert res.returncode == 0, text
     assert "{'loss'" not in text and "'learning_rate'" not in text
     assert not [w for w in ("Map", "Tokenizing", "Truncating", "Adding EOS", "Converting train") if f"{w}" in text], text
-    assert "loss=" in text and (tmp_path / "t" / "adapter_config.json").is_file()
+    assert "train (steps)" in text and "loss=" in text and (tmp_path / "t" / "adapter_config.json").is_file()
     assert len(json.loads((tmp_path / "t" / "log_history.json").read_text())) >= 3  # the history is still saved
 
 

@@ -260,6 +260,11 @@ def with_loss_bar(trainer: Any) -> Any:
     from transformers.trainer_callback import ProgressCallback
 
     class LossBar(ProgressCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            super().on_train_begin(args, state, control, **kwargs)
+            if self.training_bar is not None:
+                self.training_bar.set_description("train (steps)")
+
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                    **kwargs: Any) -> None:
             if state.is_world_process_zero and self.training_bar is not None and logs:
