@@ -53,6 +53,38 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter())
 
 
+class ProfileSteps(TrainerCallback):
+    """torch.profiler over ``active`` optimizer steps after ``skip``: the top kernels by GPU time, how busy the GPU
+    was (kernel time / wall time: the rest is launch gaps, host work and syncs) and a Chrome trace in ``out``."""
+
+    def __init__(self, out: Path, skip: int, active: int = 5) -> None:
+        import torch
+
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
+                                                         if torch.cuda.is_available() else [])
+        self.out, self.t0, self.t1 = out, 0.0, 0.0
+        self.prof = torch.profiler.profile(activities=acts, schedule=torch.profiler.schedule(
+            wait=max(skip - 1, 0), warmup=1, active=active, repeat=1), on_trace_ready=self.report)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.prof.start()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.prof.step()
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.prof.stop()
+
+    def report(self, prof: Any) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        prof.export_chrome_trace(str(self.out / "train_trace.json"))
+        avg = prof.key_averages()
+        table = avg.table(sort_by="self_cuda_time_total" if self.prof.activities else "self_cpu_time_total",
+                          row_limit=20)
+        (self.out / "train_top_kernels.txt").write_text(table)
+        print(table, flush=True)
+
+
 def padded_tokens(trainer: Any, n_batches: int) -> int:
     """Tokens the model processes for the first ``n_batches`` micro-batches, padding included."""
     n = 0
@@ -72,7 +104,7 @@ def set_attention(model: Any, name: str) -> None:
 
 
 def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: Any, out: Path,
-              warmup: int) -> dict[str, Any]:
+              warmup: int, profile: Path | None = None) -> dict[str, Any]:
     """Train ``cfg.max_steps`` steps on variant ``name``; time the steps after ``warmup``."""
     import torch
 
@@ -87,6 +119,8 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
     trainer = make_trainer(model, tok, rows, cfg, out, path)
     timer = StepTimer()
     trainer.add_callback(timer)
+    if profile is not None:
+        trainer.add_callback(ProfileSteps(profile / name, skip=warmup))
     trainer.train()
     logs = [h for h in trainer.state.log_history if "num_tokens" in h]
     tokens = logs[-1]["num_tokens"] - logs[warmup - 1]["num_tokens"]
@@ -118,6 +152,9 @@ def main() -> None:
     ap.add_argument("--variants", default="std-eager,std-sdpa,fast-noliger,fast")
     ap.add_argument("--limit-n", type=int, default=None, help="Spider subset (smoke tests)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="profile 5 steps after the warm-up of each variant: top kernels + Chrome trace under "
+                         "DIR/<variant> (profiling slows those steps: take speeds from a run without it)")
     a = ap.parse_args()
     if not a.spider_dir:
         sys.exit("pass --spider-dir or set SQLSHIFT_DATA_DIR")
@@ -141,7 +178,7 @@ def main() -> None:
     results = []
     for name in names:
         with tempfile.TemporaryDirectory() as d:
-            r = bench_one(name, model, tok, rows, cfg, Path(d), a.warmup)
+            r = bench_one(name, model, tok, rows, cfg, Path(d), a.warmup, a.profile)
         results.append(r)
         print(json.dumps({k: v for k, v in r.items() if k not in ("losses", "grad_norms")}), flush=True)
     ref = results[0]
