@@ -271,3 +271,27 @@ def test_base_loop_samples_resumes_and_writes_the_contract_fields(tmp_path: Path
     assert (m["n"], m["n_requested"], m["complete"]) == (5, 5, True)
     assert m["benchmark"] == "toy_quiz" and m["axis"] == "generality" and m["below_chance_p"] is not None
     assert m == json.loads((tmp_path / "out" / "metrics.json").read_text())
+
+
+def test_lm_block_is_validated_by_the_backends_own_settings() -> None:
+    """`lm:` is the backend's own strict schema: keys of another backend are refused when one is named, ignored
+    under auto, and a backend's cache identity (known before loading) carries what changes its outputs."""
+    from pydantic import ValidationError
+
+    from sqlshift.lm.hf import HFLM
+    from sqlshift.lm.vllm import VLLMLM
+    from sqlshift.study.config import LMSettings
+
+    with pytest.raises(ValidationError, match="setting of backend vllm, not of hf"):
+        LMSettings(backend="hf", max_model_len=100)
+    with pytest.raises(ValidationError, match="no backend takes it"):
+        LMSettings(max_modle_len=100)
+    with pytest.raises(ValidationError):
+        LMSettings(backend="vllm", max_model_len=0)
+    lm = LMSettings(max_model_len=1000, dtype="bf16")
+    assert lm.for_backend("vllm").max_model_len == 1000
+    assert lm.for_backend("hf").model_dump() == {"device": "auto", "dtype": "bf16"}
+    hf = HFLM.cache_identity("embedded", lm.for_backend("hf"), None, None)
+    assert hf == {"model": "embedded", "adapter": None, "lambda": None, "dtype": "bf16", "backend": "hf"}
+    vl = VLLMLM.cache_identity("embedded", lm.for_backend("vllm"), None, None)
+    assert vl["backend"] == "vllm" and vl["max_model_len"] == 1000 and "vllm" in vl

@@ -35,12 +35,16 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch, installed: bool, cuda: bool = Tru
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
 
 
-def test_vllm_requested_without_vllm_is_one_line_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def backend_of(**lm: Any) -> str:
+    """The backend the study's ``lm:`` block resolves to (decided by the backends' own classes)."""
     from sqlshift.study.config import LMSettings
-    from sqlshift.study.runner import resolve_backend
 
+    return LMSettings(**lm).resolve()[0].backend
+
+
+def test_vllm_requested_without_vllm_is_one_line_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_vllm(monkeypatch, installed=False)
-    for call in (lambda: resolve_backend(LMSettings(backend="vllm")), lambda: lv.VLLMLM("embedded")):
+    for call in (lambda: backend_of(backend="vllm"), lambda: lv.VLLMLM("embedded")):
         with pytest.raises(ConfigError) as e:
             call()
         assert "\n" not in str(e.value) and "pip install 'sqlshift[vllm]'" in str(e.value)
@@ -49,22 +53,16 @@ def test_vllm_requested_without_vllm_is_one_line_config_error(monkeypatch: pytes
 @pytest.mark.parametrize("cuda,vllm,device,want", [(False, True, "auto", "hf"), (True, True, "auto", "vllm"),
                                                    (True, True, "cpu", "hf"), (True, False, "auto", "hf")])
 def test_auto_backend(monkeypatch: pytest.MonkeyPatch, cuda: bool, vllm: bool, device: str, want: str) -> None:
-    from sqlshift.study.config import LMSettings
-    from sqlshift.study.runner import resolve_backend
-
     fake_vllm(monkeypatch, installed=vllm, cuda=cuda)
-    assert resolve_backend(LMSettings(device=device)) == want
-    assert resolve_backend(LMSettings(backend="hf")) == "hf"
+    assert backend_of(device=device) == want
+    assert backend_of(backend="hf") == "hf"
 
 
 def test_missing_vllm_on_cuda_warns_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from sqlshift.study.config import LMSettings
-    from sqlshift.study.runner import _warn_no_vllm, resolve_backend
-
     fake_vllm(monkeypatch, installed=False)
-    _warn_no_vllm.cache_clear()
+    lv._warn_no_vllm.cache_clear()
     with caplog.at_level(logging.WARNING):
-        assert [resolve_backend(LMSettings()) for _ in range(3)] == ["hf"] * 3
+        assert [backend_of() for _ in range(3)] == ["hf"] * 3
     assert sum("vLLM not installed" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -177,17 +175,15 @@ def test_clip_keeps_the_latest_tokens(pair: tuple[Any, Any]) -> None:
 
 
 def test_finish_cuts_at_stop_ids_and_strings(pair: tuple[Any, Any]) -> None:
-    from sqlshift.lm.models import stop_token_ids
-
-    _, vl = pair
+    """Both backends cut generations with TokenLM.finish: at the first stop id, then at the first stop string."""
+    hf, vl = pair
     tok = vl.tokenizer
-    stops = stop_token_ids(tok)
+    stops = vl.stop_ids
+    assert stops == hf.stop_ids
     body = tok("SELECT 1;\n\nExplanation", add_special_tokens=False)["input_ids"]
-    out = SimpleNamespace(token_ids=body + [stops[0]], finish_reason="stop")
-    assert vl.finish(out, (), stops) == lv.Generation("SELECT 1;\n\nExplanation", len(body), False)
-    assert vl.finish(out, ("\n\n",), stops).text == "SELECT 1;"
-    cut = SimpleNamespace(token_ids=body, finish_reason="length")
-    assert vl.finish(cut, (), stops).hit_limit
+    assert vl.finish(body + [stops[0]], (), 64) == lv.Generation("SELECT 1;\n\nExplanation", len(body), False)
+    assert vl.finish(body + [stops[0]], ("\n\n",), 64).text == "SELECT 1;"
+    assert vl.finish(body, (), len(body)).hit_limit and not vl.finish(body, ("\n\n",), len(body)).hit_limit
 
 
 def test_continuation_score_sums_the_continuation_only() -> None:

@@ -239,7 +239,7 @@ def test_predict_sample_rows_on_a_never_ending_view_finishes(tmp_path: Path) -> 
 
 def test_adapter_fingerprint_is_streamed_and_refuses_devices(tmp_path: Path) -> None:
     from sqlshift.errors import ModelError
-    from sqlshift.lm.hf import adapter_fingerprint
+    from sqlshift.lm.models import adapter_fingerprint
 
     good = tmp_path / "good"
     good.mkdir()

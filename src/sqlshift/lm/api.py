@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlshift.errors import ConfigError
+from sqlshift.strict import Strict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,20 +41,55 @@ class LoglikelihoodRequest:
     continuation: str
 
 
+class BackendSettings(Strict):
+    """The keys every backend takes under ``lm:``; a backend's ``Settings`` subclass adds its own."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | bf16 | fp16 | fp32
+
+
 class LM(abc.ABC):
     """A causal language model behind two calls, with LoRA adapters switched in and out around it.
 
-    ``tokenizer`` is a Hugging Face tokenizer (benchmarks render chat templates and count tokens with it);
-    ``identity`` is what the step cache hashes, so it must change whenever outputs could.
+    ``tokenizer`` is a Hugging Face tokenizer (benchmarks render chat templates and count tokens with it). A backend
+    is built from its own strict ``Settings`` (:meth:`from_settings`) and says, before anything loads, what its
+    outputs depend on (:meth:`cache_identity`: the step cache hashes it), so the runner never names a backend.
     """
 
     tokenizer: Any
     backend: ClassVar[str] = "?"
+    Settings: ClassVar[type[BackendSettings]] = BackendSettings
+
+    @classmethod
+    def from_settings(cls, model: str, settings: BackendSettings) -> LM:
+        """The backend on a base model, built from its validated ``lm:`` settings."""
+        return cls(model, **settings.model_dump())
+
+    @classmethod
+    def cache_identity(cls, model: str, settings: BackendSettings, adapter: Path | None,
+                       scale: float | None) -> dict[str, Any]:
+        """Everything a model point's outputs depend on, known before loading: model, adapter fingerprint, λ,
+        precision and backend (a backend adds its own, e.g. its version)."""
+        from sqlshift.lm.models import adapter_fingerprint
+
+        return {"model": model, "adapter": adapter_fingerprint(adapter), "lambda": scale, "dtype": settings.dtype,
+                "backend": cls.backend}
+
+    @classmethod
+    def require(cls, settings: BackendSettings) -> None:
+        """Raise a one-line ConfigError when this backend cannot run here (asked for by name)."""
+
+    @classmethod
+    def suits(cls, settings: BackendSettings) -> bool:
+        """Whether ``backend: auto`` should pick this backend here (the first in :data:`AUTO_ORDER` that does)."""
+        return True
 
     @property
-    @abc.abstractmethod
     def identity(self) -> dict[str, Any]:
-        """Model, adapter fingerprint, LoRA scale, dtype, backend: everything that changes outputs."""
+        """The loaded model's :meth:`cache_identity` with the adapter in use now."""
+        adapter = getattr(self, "_adapter", None)
+        return type(self).cache_identity(self.spec, self.settings, adapter,
+                                         getattr(self, "_scale", 1.0) if adapter else None)
 
     @property
     def max_length(self) -> int:
@@ -88,9 +124,21 @@ BACKENDS: dict[str, str] = {
 }
 
 
+AUTO_ORDER: tuple[str, ...] = ("vllm", "hf")  # backend: auto takes the first whose class suits the machine
+
+
 def get_backend(name: str) -> type[LM]:
     """The ``LM`` class of a backend name (``hf``, ``vllm``); its module is imported on first use."""
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend '{name}'", f"use auto or one of {', '.join(BACKENDS)}")
     module, _, attr = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def resolve_backend(name: str, settings: BackendSettings) -> str:
+    """The backend to use: a named one (checked it can run), or for ``auto`` the first in :data:`AUTO_ORDER` whose
+    class suits this machine and these settings (vLLM on CUDA when installed, else transformers)."""
+    if name != "auto":
+        get_backend(name).require(settings)
+        return name
+    return next((b for b in AUTO_ORDER if get_backend(b).suits(settings)), AUTO_ORDER[-1])

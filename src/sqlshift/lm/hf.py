@@ -9,39 +9,18 @@ whose continuation is a single token share one forward pass per distinct context
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.errors import ModelError
-from sqlshift.inputs import hash_file
-from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.api import GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.base import TokenLM
 
 log = logging.getLogger(__name__)
 
 PAD_CHECK_TOL_FP32 = 1e-3
 PAD_CHECK_TOL_LOW = 0.25  # bf16/fp16 logits move this much with batch shape alone
-
-
-#: largest adapter weights file hashed (a rank-64 LoRA of a 7B model is ~0.6 GB): past it, one-line error
-ADAPTER_MAX_BYTES = 20 * 1024**3
-
-
-def adapter_fingerprint(adapter: Path | None) -> str | None:
-    """Hash of an adapter's weights, so a retrained run invalidates its cached evaluations.
-
-    Streamed 1 MB at a time, regular files only, at most ``ADAPTER_MAX_BYTES`` each: weights linked to
-    /dev/zero or a FIFO are one ModelError line, never an endless read or a MemoryError.
-    """
-    if adapter is None:
-        return None
-    h = hashlib.sha256()
-    for f in sorted(Path(adapter).glob("adapter_model.*")):
-        hash_file(f, "adapter weights", "point the adapter at a folder written by `sqlshift train`",
-                  ADAPTER_MAX_BYTES, h, error=ModelError)
-    return h.hexdigest()[:16]
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any, Any]:
@@ -82,7 +61,8 @@ def token_ticker(bar: Any, limit: int) -> Any:
 
     return StoppingCriteriaList([Ticker()])
 
-class HFLM(LM):
+
+class HFLM(TokenLM):
     """A transformers model (Hub id, folder, GGUF or ``embedded``) with LoRA adapters attached on demand."""
 
     backend = "hf"
@@ -93,6 +73,7 @@ class HFLM(LM):
 
         self.spec = model
         self.dtype = dtype
+        self.settings = self.Settings(device=device, dtype=dtype)
         self.batch_size = batch_size
         self.model, self.tokenizer = loaded or load_model(model, device=device, dtype=dtype)
         self._adapter: Path | None = None
@@ -100,12 +81,7 @@ class HFLM(LM):
         self._pad_diff: float | None = None
         self.n_truncated = 0
 
-    # ---- identity and adapters --------------------------------------------------------------------------
-    @property
-    def identity(self) -> dict[str, Any]:
-        return {"model": self.spec, "adapter": adapter_fingerprint(self._adapter),
-                "lambda": self._scale if self._adapter else None, "dtype": self.dtype}
-
+    # ---- adapters ---------------------------------------------------------------------------------------
     @property
     def max_length(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
@@ -142,21 +118,6 @@ class HFLM(LM):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    # ---- tokenisation -----------------------------------------------------------------------------------
-    def encode_context(self, text: str) -> list[int]:
-        """Context ids: special tokens added unless the text already starts with the BOS text (chat templates)."""
-        bos = getattr(self.tokenizer, "bos_token", None)
-        add = not (bos and text.startswith(bos))
-        return list(self.tokenizer(text, add_special_tokens=add)["input_ids"])
-
-    def encode_continuation(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    @property
-    def pad_id(self) -> int:
-        tok = self.tokenizer
-        return int(tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0))
-
     # ---- generation -------------------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest], *, batch_size: int | None = None,
                  desc: str = "generate") -> list[Generation]:
@@ -186,10 +147,8 @@ class HFLM(LM):
         longest batch can take minutes on a CPU before any item finishes."""
         import torch
 
-        from sqlshift.lm.models import stop_token_ids
-
         tok = self.tokenizer
-        stop_ids = stop_token_ids(tok)
+        stop_ids = self.stop_ids
         ids, mask, _ = pad_batch(seqs, self.pad_id)
         dev = self.model.device
         extra: dict[str, Any] = {"stop_strings": list(stops), "tokenizer": tok} if stops else {}
@@ -200,17 +159,7 @@ class HFLM(LM):
                                       max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                       eos_token_id=stop_ids, pad_token_id=tok.pad_token_id,
                                       temperature=None, top_p=None, top_k=None, **extra)
-        results = []
-        for row in gen[:, ids.shape[1]:].tolist():
-            stop_at = next((i for i, t in enumerate(row) if t in stop_ids), None)
-            content = row if stop_at is None else row[:stop_at]
-            text = tok.decode(content, skip_special_tokens=True)
-            cut = min((text.find(s) for s in stops if s and s in text), default=-1)
-            if cut >= 0:
-                text = text[:cut]
-            finished = stop_at is not None or cut >= 0
-            results.append(Generation(text, len(content), not finished and len(content) >= max_new_tokens))
-        return results
+        return [self.finish(row, stops, max_new_tokens, stop_ids) for row in gen[:, ids.shape[1]:].tolist()]
 
     # ---- log-likelihood ---------------------------------------------------------------------------------
     def fit(self, ctx: list[int], cont: list[int]) -> list[int]:

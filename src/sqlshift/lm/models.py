@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import ModelError
-from sqlshift.inputs import read_json_file
+from sqlshift.inputs import hash_file, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -294,3 +295,22 @@ def stop_token_ids(tok: Any) -> list[int]:
         if t in vocab and t in template and vocab[t] not in ids:
             ids.append(vocab[t])
     return ids
+
+
+#: largest adapter weights file hashed (a rank-64 LoRA of a 7B model is ~0.6 GB): past it, one-line error
+ADAPTER_MAX_BYTES = 20 * 1024**3
+
+
+def adapter_fingerprint(adapter: Path | None) -> str | None:
+    """Hash of an adapter's weights, so a retrained run invalidates its cached evaluations.
+
+    Streamed 1 MB at a time, regular files only, at most ``ADAPTER_MAX_BYTES`` each: weights linked to
+    /dev/zero or a FIFO are one ModelError line, never an endless read or a MemoryError.
+    """
+    if adapter is None:
+        return None
+    h = hashlib.sha256()
+    for f in sorted(Path(adapter).glob("adapter_model.*")):
+        hash_file(f, "adapter weights", "point the adapter at a folder written by `sqlshift train`",
+                  ADAPTER_MAX_BYTES, h, error=ModelError)
+    return h.hexdigest()[:16]

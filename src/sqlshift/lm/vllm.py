@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import functools
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -21,7 +23,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.lm.api import LM, GenerateRequest, Generation, LoglikelihoodRequest
+from pydantic import Field
+
+from sqlshift.lm.api import BackendSettings, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.base import TokenLM
 from sqlshift.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,14 @@ ENGINE_FIX = ("free the GPU (nvidia-smi lists what holds it), lower lm.gpu_memor
 def vllm_available() -> bool:
     """Whether ``vllm`` is importable (looked up, not imported: importing it takes seconds)."""
     return importlib.util.find_spec("vllm") is not None
+
+
+def installed_version() -> str | None:
+    """The installed vLLM's version, read from its metadata (importing vllm takes seconds)."""
+    try:
+        return importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def require_vllm() -> None:
@@ -122,7 +135,7 @@ def scaled_adapter(path: Path, scale: float, cache: Path, fingerprint: str | Non
     under ``<cache>/lora/<adapter hash>-x<λ>``, so each (adapter, λ) is written once."""
     from safetensors.torch import load_file, save_file
 
-    from sqlshift.lm.hf import adapter_fingerprint
+    from sqlshift.lm.models import adapter_fingerprint
 
     path = Path(path)
     if scale == 1.0:
@@ -182,10 +195,55 @@ def repetition_penalty(folder: str) -> float:
         return 1.0
 
 
-class VLLMLM(LM):
+class VLLMSettings(BackendSettings):
+    """The vLLM backend's keys under ``lm:`` beside device and dtype."""
+
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # share of the GPU the engine may take
+    max_model_len: int = Field(4096, gt=0)  # longest prompt + generation; longer prompts lose their oldest tokens
+    max_lora_rank: int = Field(64, gt=0)  # largest adapter rank the engine serves
+
+
+@functools.cache
+def _warn_no_vllm() -> None:
+    log.warning("vLLM not installed: generation falls back to transformers (%s)", VLLM_INSTALL)
+
+
+class VLLMLM(TokenLM):
     """A vLLM engine on one base model; adapters are LoRA requests, switched per call without reloading."""
 
     backend = "vllm"
+    Settings = VLLMSettings
+
+    @classmethod
+    def from_settings(cls, model: str, settings: BackendSettings) -> VLLMLM:
+        s = VLLMSettings.model_validate(settings.model_dump())
+        return cls(model, dtype=s.dtype, max_model_len=s.max_model_len,
+                   gpu_memory_utilization=s.gpu_memory_utilization, max_lora_rank=s.max_lora_rank)
+
+    @classmethod
+    def cache_identity(cls, model: str, settings: BackendSettings, adapter: Path | None,
+                       scale: float | None) -> dict[str, Any]:
+        """The base identity plus the vLLM version and ``max_model_len`` (it decides which prompts get clipped)."""
+        return {**super().cache_identity(model, settings, adapter, scale), "vllm": installed_version(),
+                "max_model_len": getattr(settings, "max_model_len", None)}
+
+    @classmethod
+    def require(cls, settings: BackendSettings) -> None:
+        require_vllm()
+        if settings.device == "cpu":
+            raise ConfigError("backend vllm runs on a GPU, but lm.device is cpu", "set lm.backend: hf for CPU")
+
+    @classmethod
+    def suits(cls, settings: BackendSettings) -> bool:
+        """On CUDA (and not device: cpu) when vLLM is installed; one warning per process when it is not."""
+        import torch
+
+        if settings.device == "cpu" or not torch.cuda.is_available():
+            return False
+        if not vllm_available():
+            _warn_no_vllm()
+            return False
+        return True
 
     def __init__(self, model: str = "embedded", *, dtype: str = "auto", max_model_len: int = 4096,
                  gpu_memory_utilization: float = 0.8, max_lora_rank: int = 64, max_loras: int = 1,
@@ -200,6 +258,8 @@ class VLLMLM(LM):
         if dtype not in VLLM_DTYPES:
             raise ConfigError(f"unknown dtype '{dtype}' for vLLM", f"use one of {', '.join(VLLM_DTYPES)}")
         self.spec, self.dtype, self.progress = model, VLLM_DTYPES[dtype], progress
+        self.settings = VLLMSettings(dtype=dtype, max_model_len=max_model_len,
+                                     gpu_memory_utilization=gpu_memory_utilization, max_lora_rank=max_lora_rank)
         self.max_model_len, self.max_lora_rank = max_model_len, max_lora_rank
         self.cache = Path(cache_dir).expanduser() if cache_dir else cache_root()
         self.folder = transformers_folder(model, self.cache)
@@ -220,12 +280,7 @@ class VLLMLM(LM):
         self._lora_ids: dict[str, int] = {}
         self.n_truncated = 0
 
-    # ---- identity and adapters --------------------------------------------------------------------------
-    @property
-    def identity(self) -> dict[str, Any]:
-        return {"backend": self.backend, "vllm": self.version, "model": self.spec, "adapter": self._fingerprint,
-                "lambda": self._scale if self._adapter else None, "dtype": self.dtype}
-
+    # ---- adapters ---------------------------------------------------------------------------------------
     @property
     def max_length(self) -> int:
         return self.max_model_len
@@ -252,7 +307,7 @@ class VLLMLM(LM):
             return
         from vllm.lora.request import LoRARequest
 
-        from sqlshift.lm.hf import adapter_fingerprint
+        from sqlshift.lm.models import adapter_fingerprint
 
         check_adapter(Path(path), self.max_lora_rank)
         fp = adapter_fingerprint(Path(path))
@@ -266,17 +321,7 @@ class VLLMLM(LM):
         finally:
             self._lora, self._adapter, self._fingerprint, self._scale = None, None, None, 1.0
 
-    # ---- tokenisation: the HF backend's, so both score the same ids ----------------------------------------
-    def encode_context(self, text: str) -> list[int]:
-        from sqlshift.lm.hf import HFLM
-
-        return HFLM.encode_context(self, text)  # type: ignore[arg-type]  # uses only .tokenizer
-
-    def encode_continuation(self, text: str) -> list[int]:
-        from sqlshift.lm.hf import HFLM
-
-        return HFLM.encode_continuation(self, text)  # type: ignore[arg-type]
-
+    # ---- tokenisation: TokenLM's, as the HF backend, so both score the same ids ------------------------------
     def clip(self, ids: list[int], reserve: int) -> list[int]:
         """Drop the oldest tokens so ``reserve`` more fit in the engine (it rejects longer prompts outright)."""
         room = max(1, self.max_model_len - reserve)
@@ -304,11 +349,9 @@ class VLLMLM(LM):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        from sqlshift.lm.models import stop_token_ids
-
         if not requests:
             return []
-        stop_ids = stop_token_ids(self.tokenizer)
+        stop_ids = self.stop_ids
         params: dict[tuple[int, tuple[str, ...]], Any] = {}
         for r in requests:
             if (r.max_new_tokens, r.stop) not in params:
@@ -320,16 +363,8 @@ class VLLMLM(LM):
                    for r in requests]
         outs = self.llm.generate(prompts, [params[(r.max_new_tokens, r.stop)] for r in requests],
                                  lora_request=self._lora, use_tqdm=self.bar(desc))
-        return [self.finish(o.outputs[0], r.stop, stop_ids) for r, o in zip(requests, outs)]
-
-    def finish(self, out: Any, stops: tuple[str, ...], stop_ids: list[int]) -> Generation:
-        """Text before the first stop id, decoded by our tokenizer and cut at the first stop string (as HF)."""
-        ids = list(out.token_ids)
-        stop_at = next((i for i, t in enumerate(ids) if t in stop_ids), None)
-        content = ids if stop_at is None else ids[:stop_at]
-        text = self.tokenizer.decode(content, skip_special_tokens=True)
-        cut = min((text.find(s) for s in stops if s and s in text), default=-1)
-        return Generation(text[:cut] if cut >= 0 else text, len(content), out.finish_reason == "length")
+        return [self.finish(list(o.outputs[0].token_ids), r.stop, r.max_new_tokens, stop_ids)
+                for r, o in zip(requests, outs)]
 
     # ---- log-likelihood ---------------------------------------------------------------------------------
     def sequences(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[tuple[int, ...], int]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
 from sqlshift.strict import Strict
@@ -29,24 +29,47 @@ CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # the studies (an
 
 
 class LMSettings(Strict):
-    """How the model is run: which backend, on what device, in which precision."""
+    """How the model is run: the backend and its own keys (each backend's class validates them)."""
+
+    model_config = ConfigDict(extra="allow")  # the backend's own keys, checked below against its Settings
 
     backend: str = "auto"  # auto: vLLM on CUDA when installed, else transformers; or a name in sqlshift.lm.api.BACKENDS
-    device: str = "auto"
-    dtype: str = "auto"
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # vLLM only
-    max_model_len: int = Field(4096, gt=0)  # vLLM only
-    max_lora_rank: int = Field(64, gt=0)  # vLLM only
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | bf16 | fp16 | fp32
 
+    @model_validator(mode="after")
+    def _backend_keys(self) -> LMSettings:
+        """Unknown backends and keys no backend takes are errors; a named backend validates all its keys now."""
+        from sqlshift.lm.api import BACKENDS, get_backend
 
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, v: str) -> str:
-        from sqlshift.lm.api import BACKENDS
+        if self.backend != "auto" and self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use auto or one of {', '.join(BACKENDS)}")
+        extra = dict(self.model_extra or {})
+        owners = {b: get_backend(b).Settings.model_fields for b in BACKENDS}
+        for key in extra:
+            takers = [b for b, fields in owners.items() if key in fields]
+            if not takers:
+                raise ValueError(f"unknown key {key!r} under lm (no backend takes it)")
+            if self.backend != "auto" and self.backend not in takers:
+                raise ValueError(f"{key!r} is a setting of backend {', '.join(takers)}, not of {self.backend}")
+        for b in ([self.backend] if self.backend != "auto" else list(BACKENDS)):
+            self.for_backend(b)  # values checked by the backend's own strict schema
+        return self
 
-        if v != "auto" and v not in BACKENDS:
-            raise ValueError(f"unknown backend {v!r}; use auto or one of {', '.join(BACKENDS)}")
-        return v
+    def resolve(self) -> tuple[Any, Any]:
+        """(the backend's LM class, its settings): ``auto`` is decided here, by the backends' own classes."""
+        from sqlshift.lm.api import BackendSettings, get_backend, resolve_backend
+
+        name = resolve_backend(self.backend, BackendSettings(device=self.device, dtype=self.dtype))
+        return get_backend(name), self.for_backend(name)
+
+    def for_backend(self, name: str) -> Any:
+        """This block as the named backend's own strict settings (keys of other backends left out)."""
+        from sqlshift.lm.api import get_backend
+
+        cls = get_backend(name).Settings
+        given = {"device": self.device, "dtype": self.dtype, **(self.model_extra or {})}
+        return cls.model_validate({k: v for k, v in given.items() if k in cls.model_fields})
 
 
 class RunSpec(Strict):

@@ -102,7 +102,8 @@ def reference_markdown() -> str:
     from sqlshift.train.config import DataSettings, LoraSettings, ReplaySettings, TrainConfig
 
     parts = [HEADER, *section("The study (top level)", ExperimentConfig),
-             *section("`lm:` how the model runs", LMSettings), *section("`runs:` one fine-tuning run", RunSpec),
+             *section("`lm:` how the model runs", LMSettings), *backend_sections(),
+             *section("`runs:` one fine-tuning run", RunSpec),
              *section("`prompt:` Text-to-SQL prompts", PromptConfig),
              *section("`benchmarks:` keys every benchmark takes", BenchmarkSettings)]
     common = tuple(BenchmarkSettings.model_fields)
@@ -117,6 +118,18 @@ def reference_markdown() -> str:
     parts += section("`lora:` (training)", LoraSettings) + section("`data:` (training)", DataSettings)
     parts += section("`replay:` (training)", ReplaySettings)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def backend_sections() -> list[str]:
+    """Each backend's own ``lm:`` keys (validated by its class), beside backend, device and dtype."""
+    from sqlshift.lm.api import BACKENDS, BackendSettings, get_backend
+
+    out: list[str] = []
+    for name in BACKENDS:
+        cls = get_backend(name)
+        if set(cls.Settings.model_fields) - set(BackendSettings.model_fields):
+            out += section(f"`lm:` keys of `backend: {name}`", cls.Settings, skip=tuple(BackendSettings.model_fields))
+    return out
 
 
 if __name__ == "__main__":

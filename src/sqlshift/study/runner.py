@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from sqlshift.lm.api import LM, get_backend
+from sqlshift.lm.api import LM
 from sqlshift.benchmarks.api import Benchmark
 from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
@@ -74,38 +73,11 @@ class ModelEntry:
                 "adapter": str(self.adapter) if self.adapter else None, "model": model}
 
 
-@functools.cache
-def _warn_no_vllm() -> None:
-    log.warning("vLLM not installed: generation falls back to transformers (pip install 'sqlshift[vllm]')")
-
-
-def resolve_backend(settings: LMSettings) -> str:
-    """``hf`` or ``vllm``: auto picks vLLM on CUDA when it is installed (one warning per process when it is not)."""
-    from sqlshift.lm.vllm import require_vllm, vllm_available
-
-    if settings.backend == "vllm":
-        require_vllm()
-    if settings.backend != "auto":
-        return settings.backend
-    import torch
-
-    if settings.device == "cpu" or not torch.cuda.is_available():
-        return "hf"
-    if vllm_available():
-        return "vllm"
-    _warn_no_vllm()
-    return "hf"
-
-
 def load_lm(model: str, settings: LMSettings) -> LM:
-    """The configured backend's ``LM`` for a base model."""
-    backend = resolve_backend(settings)
-    log.info("loading %s with the %s backend", model, backend)
-    cls = get_backend(backend)
-    if backend == "vllm":
-        return cls(model, dtype=settings.dtype, max_model_len=settings.max_model_len,
-                   gpu_memory_utilization=settings.gpu_memory_utilization, max_lora_rank=settings.max_lora_rank)
-    return cls(model, device=settings.device, dtype=settings.dtype)
+    """The configured backend's ``LM`` for a base model, built from its own validated settings."""
+    cls, backend_settings = settings.resolve()
+    log.info("loading %s with the %s backend", model, cls.backend)
+    return cls.from_settings(model, backend_settings)
 
 
 class Runner:
@@ -188,18 +160,12 @@ class Runner:
             out.append(ModelEntry(f"{spec.name}-lambda{lam:g}", "interpolation", run=spec.name, lam=lam, adapter=tdir))
         return out
 
-    def identity(self, entry: ModelEntry) -> dict[str, Any]:
-        """What a model's outputs depend on, known before loading it (the cache key's model part)."""
-        from sqlshift.lm.hf import adapter_fingerprint
-
-        return {"model": self.cfg.model, "adapter": adapter_fingerprint(entry.adapter), "lambda": entry.lam,
-                "dtype": self.cfg.lm.dtype, "backend": resolve_backend(self.cfg.lm)}
-
     def evaluate_entry(self, entry: ModelEntry) -> None:
         """Every benchmark for one model, each a cached step in ``models/<key>/<benchmark>/``."""
         mdir = self.run_dir / "models" / entry.key
         mdir.mkdir(parents=True, exist_ok=True)
-        ident = self.identity(entry)  # the backend goes into model.json: the report names it for every number
+        cls, settings = self.cfg.lm.resolve()  # what the point's outputs depend on, known before loading it
+        ident = cls.cache_identity(self.cfg.model, settings, entry.adapter, entry.lam)  # its backend: model.json
         atomic_write_text(mdir / "model.json", json.dumps({**entry.meta(self.cfg.model), "backend": ident["backend"]},
                                                           indent=2))
         todo: list[tuple[Benchmark, str, Path]] = []

@@ -1,0 +1,51 @@
+"""What the token-level backends share (transformers and vLLM score the same ids and stop at the same places):
+context/continuation encoding, the pad id, the end-of-turn stop ids, and cutting a generation at the first stop id
+or stop string. A backend that is not token-level (an API, a wrapper) implements :class:`sqlshift.lm.api.LM`
+directly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlshift.lm.api import LM, Generation
+
+
+class TokenLM(LM):
+    """An ``LM`` over a Hugging Face tokenizer: the one place token ids are built and generations are cut."""
+
+    tokenizer: Any
+
+    def encode_context(self, text: str) -> list[int]:
+        """Context ids: special tokens added unless the text already starts with the BOS text (chat templates)."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        add = not (bos and text.startswith(bos))
+        return list(self.tokenizer(text, add_special_tokens=add)["input_ids"])
+
+    def encode_continuation(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return int(tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0))
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """EOS plus the chat template's end-of-turn tokens: generation stops at these ids and nothing else."""
+        from sqlshift.lm.models import stop_token_ids
+
+        return stop_token_ids(self.tokenizer)
+
+    def finish(self, ids: Sequence[int], stops: Sequence[str], max_new_tokens: int,
+               stop_ids: Sequence[int] | None = None) -> Generation:
+        """A generation from its new token ids: the text before the first stop id, cut at the first stop string;
+        ``hit_limit`` when neither stopped it and the token limit was reached."""
+        stop_ids = self.stop_ids if stop_ids is None else stop_ids
+        stop_at = next((i for i, t in enumerate(ids) if t in stop_ids), None)
+        content = list(ids) if stop_at is None else list(ids[:stop_at])
+        text = self.tokenizer.decode(content, skip_special_tokens=True)
+        cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+        finished = stop_at is not None or cut >= 0
+        return Generation(text[:cut] if cut >= 0 else text, len(content),
+                          not finished and len(content) >= max_new_tokens)
