@@ -16,7 +16,7 @@ python3 -c "import torch, transformers, vllm; print('torch', torch.__version__, 
 python3 - configs/gpu-smoke.yaml /root/runs/gpu-smoke-hf.yaml <<'PY'
 import sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
-cfg["name"], cfg["lm"]["backend"] = cfg["name"] + "-hf", "hf"
+cfg["name"], cfg["lm"] = cfg["name"] + "-hf", {"backend": "hf"}  # vLLM-only keys are errors for hf
 yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
 PY
 run() {  # config, run dir, extra env
