@@ -295,3 +295,65 @@ def test_lm_block_is_validated_by_the_backends_own_settings() -> None:
     assert hf == {"model": "embedded", "adapter": None, "lambda": None, "dtype": "bf16", "backend": "hf"}
     vl = VLLMLM.cache_identity("embedded", lm.for_backend("vllm"), None, None)
     assert vl["backend"] == "vllm" and vl["max_model_len"] == 1000 and "vllm" in vl
+
+
+class WrappedSettings(lm_api.BackendSettings):
+    """The toy backend's own ``lm:`` key, validated by its class (no change to the study schema)."""
+
+    scale: float = 1.0
+
+
+class WrappedHF(lm_api.LM):
+    """A backend the project has never heard of: it wraps the HF backend and scales its log-likelihoods."""
+
+    backend = "wrapped"
+    Settings = WrappedSettings
+    made: list[dict[str, Any]] = []
+
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", scale: float = 1.0) -> None:
+        self.spec, self.settings = model, WrappedSettings(device=device, dtype=dtype, scale=scale)
+        self.inner = HFLM(model, device=device, dtype=dtype)
+        self.tokenizer = self.inner.tokenizer
+        type(self).made.append(self.settings.model_dump())
+
+    def generate(self, requests: Any, **kw: Any) -> Any:
+        return self.inner.generate(requests, **kw)
+
+    def loglikelihood(self, requests: Any, **kw: Any) -> list[tuple[float, bool]]:
+        return [(lp * self.settings.scale, g) for lp, g in self.inner.loglikelihood(requests, **kw)]
+
+    def adapter(self, path: Path | None, scale: float = 1.0) -> Any:
+        return self.inner.adapter(path, scale)
+
+
+def test_a_new_backend_runs_through_run_and_eval(tmp_path: Path, tiny_model_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """One module + one registry line: `sqlshift run` (lm: {backend: wrapped, scale: 2}) and `sqlshift eval
+    --backend wrapped` both score through it, with no change to the runner or the config schema, and write the
+    same files."""
+    from typer.testing import CliRunner
+
+    from sqlshift.cli import app
+
+    monkeypatch.setitem(lm_api.BACKENDS, "wrapped", f"{__name__}:WrappedHF")
+    WrappedHF.made = []
+    cfg = config(tiny_model_dir, lm={"backend": "wrapped", "scale": 2.0})
+    cfg["benchmarks"] = [{"benchmark": "toy_quiz", "items": 4}]
+    run(write(tmp_path, cfg), tmp_path / "run")
+    r = CliRunner().invoke(app, ["eval", "--model", str(tiny_model_dir), "--backend", "wrapped", "--benchmarks",
+                                 "toy_quiz", "--data-dir", str(tmp_path), "-o", str(tmp_path / "eval")])
+    assert r.exit_code == 0, r.output
+    assert [m["scale"] for m in WrappedHF.made] == [2.0, 1.0]
+    def outputs(d: str) -> set[Path]:  # the study's files (the run's config reads the demo data it copies into data/)
+        return {p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*") if p.is_file()} - \
+            {p.relative_to(tmp_path / d) for p in (tmp_path / d / "data").rglob("*")}
+
+    assert outputs("run") == outputs("eval") and Path("models/baseline/toy_quiz/metrics.json") in outputs("eval")
+    for d in ("run", "eval"):
+        model = json.loads((tmp_path / d / "models" / "baseline" / "model.json").read_text())
+        assert model["backend"] == "wrapped"
+    rows = {d: read_rows(tmp_path / d / "models" / "baseline" / "toy_quiz" / "results.jsonl") for d in ("run", "eval")}
+    assert [x["correct"] for x in rows["run"]] == [x["correct"] for x in rows["eval"]]  # λ-free scale: same argmax
+    assert [x["scores"] for x in rows["run"]] == [[2 * s for s in x["scores"]] for x in rows["eval"]]
+    with pytest.raises(ConfigError):  # a key of the wrapped backend is not one of hf's
+        load_experiment(write(tmp_path, config(tiny_model_dir, lm={"backend": "hf", "scale": 2.0})))

@@ -22,6 +22,7 @@ import typer
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from sqlshift.cli import eval_verbs  # noqa: E402
 from sqlshift.cli.options import check_model, need, old_option, out_folder, out_option, pick  # noqa: E402
 from sqlshift.errors import ConfigError  # noqa: E402
 
@@ -288,6 +289,10 @@ def demo(dest: Optional[Path] = typer.Argument(None, hidden=True, help="deprecat
 
     out = out_folder(pick(out, dest, "the positional DEST", required=False) or Path("sqlshift-demo"))
     typer.echo(ensure_demo(out))
+
+
+app.command("eval")(friendly(eval_verbs.eval_verb))
+app.command("benchmarks")(friendly(eval_verbs.benchmarks_verb))
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""CLI entry functions that evaluate one model on one benchmark: ``sqlshift predict`` (Spider) and
-``sqlshift eval-mmlu`` (MMLU). Each builds the runner's own benchmark and writes the files the runner writes."""
+"""``sqlshift predict`` (Spider) and ``sqlshift eval-mmlu`` (MMLU): thin views of ``sqlshift eval`` for one
+benchmark. Each builds the runner's own benchmark, loads the model as the runner does (the same backend choice,
+:func:`sqlshift.study.evaluate.open_lm`) and writes that benchmark's files flat into OUT."""
 
 from __future__ import annotations
 
@@ -28,9 +29,8 @@ def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str |
     results.jsonl and metrics.json; a file name is refused rather than silently replaced by the folder's standard
     names. ``sample`` is the same seeded random subset an experiment config's ``sample`` takes."""
     from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings, predict_split
-    from sqlshift.errors import ConfigError, DataError
-    from sqlshift.lm.hf import HFLM
     from sqlshift.outputs import exclusive_output
+    from sqlshift.study.evaluate import open_lm
 
     out_dir = Path(out)
     if out_dir.suffix in FILE_SUFFIXES and not out_dir.is_dir():
@@ -46,13 +46,10 @@ def run_predict(model: str | None, adapter: str | Path | None, spider_dir: str |
         raise DataError("; ".join(problems), f"pass --spider-dir with the Spider folders ({LAYOUT_HINT})")
     split_data = bench.load()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive_output(out_dir):
-        lm = HFLM(model or "embedded")
-        with lm.adapter(Path(adapter) if adapter else None):
-            metrics = bench.evaluate(lm, out_dir) if score else None
-            preds = read_jsonl(pred_path) if score else predict_split(
-                lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size,
-                max_new_tokens=max_new_tokens)
+    with exclusive_output(out_dir), open_lm(model or "embedded", adapter) as lm:
+        metrics = bench.evaluate(lm, out_dir) if score else None
+        preds = read_jsonl(pred_path) if score else predict_split(
+            lm, split_data, pred_path, prompt_cfg=settings.prompt, batch_size=batch_size, max_new_tokens=max_new_tokens)
     write_official(preds, out_dir / "predictions.sql")
     print_predicted(pred_path, out_dir / "predictions.sql", split_data, metrics)
     return pred_path
@@ -76,8 +73,8 @@ def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, 
                   batch_size: int = 16, split: str = "test") -> dict[str, Any]:
     """``sqlshift eval-mmlu``: the runner's MMLU benchmark on one model, then a short table."""
     from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
-    from sqlshift.lm.hf import HFLM
     from sqlshift.outputs import exclusive_output
+    from sqlshift.study.evaluate import open_lm
 
     settings = MMLUSettings(benchmark="mmlu", subjects=subjects if isinstance(subjects, str) else list(subjects),
                             mode=mode, k_shot=k_shot, chat=chat, batch_size=batch_size, split=split)
@@ -87,10 +84,8 @@ def run_eval_mmlu(model: str, adapter: str | None, mmlu_dir: str | Path | None, 
         raise DataError("; ".join(problems), f"pass --mmlu-dir with the MMLU CSV folders ({LAYOUT_HINT})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive_output(out):
-        lm = HFLM(model)
-        with lm.adapter(Path(adapter) if adapter else None):
-            metrics = bench.evaluate(lm, out)
+    with exclusive_output(out), open_lm(model, adapter) as lm:
+        metrics = bench.evaluate(lm, out)
     print_table(metrics)
     for problem in bench.problems(metrics):
         raise problem

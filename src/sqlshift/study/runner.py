@@ -341,6 +341,14 @@ def run_experiment(config: str | Path | None = None, output: str | Path | None =
     cfg = load_experiment(config)
     if model:
         cfg.model = model
+    return run_study(cfg, output, allow_below_chance=allow_below_chance, only=only)
+
+
+def run_study(cfg: ExperimentConfig, output: str | Path | None = None, allow_below_chance: bool = False,
+              only: list[str] | None = None) -> dict[str, Path]:
+    """Run a validated study into its run directory and print the summary table (``run`` and ``eval`` both)."""
+    from sqlshift.lm.locate import locate_model
+
     locate_model(cfg.model)  # before anything is written or built: an unreachable Hub is one line at once
     whole, cfg = cfg, select(cfg, only)
     cfg.allow_below_chance = cfg.allow_below_chance or allow_below_chance
