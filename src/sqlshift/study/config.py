@@ -338,6 +338,18 @@ def axes(cfg: ExperimentConfig, benches: list[Benchmark]) -> tuple[str | None, l
     return spec, [gen] if isinstance(gen, str) else list(gen)
 
 
+def recipe_problems(run: RunSpec) -> list[str]:
+    """What the run's recipe cannot do (λ scales an adapter: a full fine-tune has none)."""
+    from sqlshift.train.config import load_train_config
+    from sqlshift.train.recipes import recipe_of
+
+    recipe = recipe_of(load_train_config(run.config, run.overrides))
+    if run.lambdas and not recipe.takes_lambda:
+        return [f"runs[{run.name}]: lambdas scale a LoRA adapter, but this run is a {recipe.name} fine-tune "
+                "(lora.enabled: false), which has none: drop lambdas, or train LoRA"]
+    return []
+
+
 def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool = True) -> list[str]:
     """Every problem that would stop the study later, found before any model is loaded."""
     from sqlshift.lm.locate import locate_model
@@ -362,7 +374,8 @@ def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool =
         elif r.adapter and not (Path(r.adapter) / "adapter_config.json").is_file():
             problems.append(f"runs[{r.name}]: {r.adapter} is not an adapter folder (no adapter_config.json)")
         elif r.config:
-            problems += [f"runs[{r.name}]: {p}" for p in validate_train_overrides(r.config, r.overrides)]
+            found = validate_train_overrides(r.config, r.overrides)
+            problems += [f"runs[{r.name}]: {p}" for p in found] or recipe_problems(r)
         if r.replicate_of and r.replicate_of not in run_names:
             problems.append(f"runs[{r.name}]: replicate_of '{r.replicate_of}' is not a run of this study")
     try:

@@ -25,6 +25,7 @@ from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, l
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
 from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
+from sqlshift.train.recipes import LoRA, Recipe, recipe_of
 from sqlshift.outputs import (LOCK_NAME, LinkSafeFileHandler, atomic_write_text, exclusive_output, merge_json,
                               read_state, register_output_root)
 
@@ -59,7 +60,7 @@ class StepCache:
 
 @dataclasses.dataclass
 class ModelEntry:
-    """One point of the study: the base model, optionally with an adapter at a scale."""
+    """One point of the study: the base model (or a fully fine-tuned one), optionally with an adapter at a scale."""
 
     key: str
     kind: str  # baseline | run | checkpoint | interpolation
@@ -67,10 +68,12 @@ class ModelEntry:
     step: int | None = None
     lam: float | None = None
     adapter: Path | None = None
+    model: str | None = None  # a trained model folder (full fine-tuning); None: the study's base model
+    trained: str | None = None  # the training step's cache key: a retrained full model invalidates its results
 
     def meta(self, model: str) -> dict[str, Any]:
         return {"key": self.key, "kind": self.kind, "run": self.run, "step": self.step, "lambda": self.lam,
-                "adapter": str(self.adapter) if self.adapter else None, "model": model}
+                "adapter": str(self.adapter) if self.adapter else None, "model": self.model or model}
 
 
 def load_lm(model: str, settings: LMSettings) -> LM:
@@ -92,6 +95,7 @@ class Runner:
         self.demo_root = self.materialise_demo()
         self.benches = make_benchmarks(cfg, self.demo_root)
         self._lm: LM | None = None
+        self._lm_model: str | None = None  # the model self._lm holds
         self.measured: dict[str, float] = {}  # benchmark folder -> seconds it just took on one model
         self.estimated = False
         self.problems: list[Exception] = []
@@ -111,27 +115,33 @@ class Runner:
             raise ConfigError("the experiment cannot run (nothing was loaded or trained); fix these:\n  - "
                               + "\n  - ".join(problems))
 
-    def lm(self) -> LM:
-        """The base model, loaded once; adapters are switched in and out around it."""
+    def lm(self, model: str | None = None) -> LM:
+        """The model of a point, loaded once while its points are evaluated: the base serves every adapter point;
+        a fully fine-tuned model is its own (the previous one is closed first, freeing its memory)."""
+        model = model or self.cfg.model
+        if self._lm is not None and self._lm_model != model:
+            self.close_lm()
         if self._lm is None:
-            self._lm = load_lm(self.cfg.model, self.cfg.lm)
+            self._lm, self._lm_model = load_lm(model, self.cfg.lm), model
         return self._lm
 
     # ---- training -----------------------------------------------------------------------------------------
-    def train_run(self, spec: RunSpec) -> Path:
-        """Train one run (cached by its resolved config) and return its output folder."""
+    def train_run(self, spec: RunSpec) -> tuple[Path, Recipe, str]:
+        """Train one run (cached by its resolved config): its output folder, its recipe and the step's key."""
         from sqlshift.train.trainer import load_train_config
 
         tcfg = self.bind_train_data(load_train_config(spec.config, spec.overrides))
+        recipe = recipe_of(tcfg)
         out = self.run_dir / "train" / spec.name
         key = fingerprint({"train": tcfg.model_dump(mode="json"), "model": self.cfg.model})
-        if self.cache.done(f"train/{spec.name}", key, [out / "adapter_config.json"]):
+        if self.cache.done(f"train/{spec.name}", key, [out / recipe.marker]):
             log.info("train/%s: cached", spec.name)
-            return out
-        log.info("train/%s: training in a child process (it frees all its memory when it ends)", spec.name)
+            return out, recipe, key
+        log.info("train/%s: %s training in a child process (it frees all its memory when it ends)", spec.name,
+                 recipe.name)
         run_isolated(train_in_child, tcfg, out, self.cfg.model, self.run_dir, name=f"train/{spec.name}")
         self.cache.record(f"train/{spec.name}", key)
-        return out
+        return out, recipe, key
 
     def bind_train_data(self, tcfg: Any) -> Any:
         """Point a training config at the experiment's data and prompt unless it names its own."""
@@ -148,16 +158,23 @@ class Runner:
 
     # ---- evaluation ---------------------------------------------------------------------------------------
     def run_entries(self, spec: RunSpec) -> list[ModelEntry]:
-        """Train one run (cached), then list its final adapter, its checkpoints and its λ-scaled versions."""
-        tdir = Path(spec.adapter) if spec.adapter else self.train_run(spec)
+        """Train one run (cached), then list its model points: the final one, its checkpoints and (adapter
+        recipes only) its λ-scaled versions, each as its recipe says it is evaluated."""
+        tdir, recipe, key = (Path(spec.adapter), LoRA(), None) if spec.adapter else self.train_run(spec)
         last = final_step(tdir)
-        out = [ModelEntry(spec.name, "run", run=spec.name, step=last, adapter=tdir)]
+
+        def entry(name: str, kind: str, folder: Path, **kw: Any) -> ModelEntry:
+            point = recipe.point(folder)
+            return ModelEntry(name, kind, run=spec.name, adapter=point.adapter, model=point.model,
+                              trained=key if point.model else None, **kw)
+
+        out = [entry(spec.name, "run", tdir, step=last)]
         for step, ck in checkpoints(tdir, spec.checkpoints):
-            if step == last:  # the final checkpoint is the run's adapter: evaluating it twice only adds noise
+            if step == last:  # the final checkpoint is the run's model: evaluating it twice only adds noise
                 continue
-            out.append(ModelEntry(f"{spec.name}-step{step}", "checkpoint", run=spec.name, step=step, adapter=ck))
-        for lam in spec.lambdas:
-            out.append(ModelEntry(f"{spec.name}-lambda{lam:g}", "interpolation", run=spec.name, lam=lam, adapter=tdir))
+            out.append(entry(f"{spec.name}-step{step}", "checkpoint", ck, step=step))
+        for lam in spec.lambdas:  # validate() refuses λ on a recipe without an adapter
+            out.append(entry(f"{spec.name}-lambda{lam:g}", "interpolation", tdir, lam=lam))
         return out
 
     def evaluate_entry(self, entry: ModelEntry) -> None:
@@ -165,7 +182,9 @@ class Runner:
         mdir = self.run_dir / "models" / entry.key
         mdir.mkdir(parents=True, exist_ok=True)
         cls, settings = self.cfg.lm.resolve()  # what the point's outputs depend on, known before loading it
-        ident = cls.cache_identity(self.cfg.model, settings, entry.adapter, entry.lam)  # its backend: model.json
+        ident = cls.cache_identity(entry.model or self.cfg.model, settings, entry.adapter, entry.lam)  # + model.json
+        if entry.trained:
+            ident["trained"] = entry.trained
         atomic_write_text(mdir / "model.json", json.dumps({**entry.meta(self.cfg.model), "backend": ident["backend"]},
                                                           indent=2))
         todo: list[tuple[Benchmark, str, Path]] = []
@@ -181,7 +200,7 @@ class Runner:
         if not todo:
             log.info("%s: all evaluations cached", entry.key)
             return
-        lm = self.lm()
+        lm = self.lm(entry.model)
         with lm.adapter(entry.adapter, entry.lam if entry.lam is not None else 1.0):
             for bench, key, out in todo:
                 fresh_dir(out, key)
