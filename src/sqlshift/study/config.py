@@ -96,7 +96,7 @@ class ExperimentConfig(Strict):
     output_dir: str | None = None  # the run directory (default runs/<name>; `sqlshift run -o` overrides it)
     model: str = "embedded"  # Hub id, local folder, .gguf file or embedded (SmolLM2-135M-Instruct, offline)
     lm: LMSettings = Field(default_factory=LMSettings)  # backend, device, precision
-    data_dir: str = "demo"  # a folder holding spider/, mmlu/, general/ ... (docs/DATA.md), or the embedded demo
+    data_dir: str = "demo"  # a folder holding spider/, mmlu/, general/ ... (`sqlshift layout`), or the embedded demo
     prompt: PromptConfig = Field(default_factory=PromptConfig)  # Text-to-SQL prompts, training and evaluation
     benchmarks: list[SerializeAsAny[BenchmarkSettings]] = Field(default_factory=list)  # by name, below
     specialty: str | None = None  # benchmark folder name; default: the first specialty benchmark
