@@ -33,7 +33,8 @@ CoSQL) and on general ability (MMLU, HellaSwag, ARC, WinoGrande, BoolQ, PIQA, Tr
 confidence intervals and paired tests, and writes one report.
 
 Start with 'sqlshift run': the embedded demo study, offline on a CPU. 'sqlshift configs' lists the studies that
-ship with sqlshift, 'sqlshift layout' the data folder they read (set SQLSHIFT_DATA_DIR to it)."""
+ship with sqlshift, 'sqlshift layout' the data folder they read (set SQLSHIFT_DATA_DIR to it); 'sqlshift eval'
+scores one model without training, 'sqlshift benchmarks' lists what it can score."""
 
 app = typer.Typer(add_completion=False, help=HELP, rich_markup_mode=None, invoke_without_command=True)
 
