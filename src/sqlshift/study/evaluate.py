@@ -38,7 +38,7 @@ def eval_config(model: str, benchmarks: list[str], *, adapter: str | Path | None
     ``data_dir`` defaults to ``$SQLSHIFT_DATA_DIR``, else the embedded demo data."""
     if not benchmarks:
         raise ConfigError("no benchmarks named", "pass --benchmarks, e.g. --benchmarks spider-dev,hellaswag")
-    root = data_dir or os.environ.get("SQLSHIFT_DATA_DIR") or "demo"
+    root = str(data_dir or os.environ.get("SQLSHIFT_DATA_DIR") or "demo")
     raw: dict[str, Any] = {"name": "eval", "model": model, "lm": {"backend": backend},
                            "data_dir": str(Path(root).expanduser().resolve()) if root != "demo" else "demo",
                            "benchmarks": [benchmark_entry(b, sample) for b in benchmarks]}
