@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
 from sqlshift.strict import Strict
 from sqlshift.errors import ConfigError
+from sqlshift.study.executors import ExecutorName, RaySettings, check_executor
 from sqlshift.inputs import plain_name, read_yaml_file
 from sqlshift.sql.prompts import PromptConfig
 
@@ -105,11 +106,18 @@ class ExperimentConfig(Strict):
     baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
     max_generality_drop: float = 2.0  # points: the budget for the report's pick
     allow_below_chance: bool = False  # report a below-chance score instead of failing (exit 3)
+    executor: ExecutorName = "in-process"  # or ray: runs and groups of points as Ray tasks (sqlshift[ray])
+    ray: RaySettings | None = None  # with executor: ray (study/executors.py)
 
     @field_validator("name")
     @classmethod
     def _plain_name(cls, v: str | None) -> str | None:
         return plain_name(v)
+
+    @model_validator(mode="after")
+    def _executor(self) -> ExperimentConfig:
+        check_executor(self.executor, self.ray)
+        return self
 
     @field_validator("benchmarks", mode="before")
     @classmethod

@@ -15,13 +15,14 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
 from sqlshift.lm.api import LM
 from sqlshift.benchmarks.api import Benchmark
 from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
+from sqlshift.study.executors import make_executor
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
 from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
@@ -99,6 +100,20 @@ class Runner:
         self.measured: dict[str, float] = {}  # benchmark folder -> seconds it just took on one model
         self.estimated = False
         self.problems: list[Exception] = []
+        self.launch: Callable[..., Any] | None = None  # how a training run is started; None: a spawned child
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """A Ray task gets the runner as its config and folder and rebuilds it in the worker (executors.py)."""
+        return type(self).in_worker, (self.cfg, self.run_dir, self.record)
+
+    @classmethod
+    def in_worker(cls, cfg: ExperimentConfig, run_dir: Path, record: ExperimentConfig) -> Runner:
+        """This runner in a Ray worker: it logs to run.log and trains in the worker itself (the worker is the
+        isolated process: it exits after its task)."""
+        setup_logging(run_dir)
+        runner = cls(cfg, run_dir, record)
+        runner.launch = call_here
+        return runner
 
     def materialise_demo(self) -> Path | None:
         """Write the embedded demo benchmark into the run directory when any benchmark reads ``demo``."""
@@ -139,7 +154,8 @@ class Runner:
             return out, recipe, key
         log.info("train/%s: %s training in a child process (it frees all its memory when it ends)", spec.name,
                  recipe.name)
-        run_isolated(train_in_child, tcfg, out, self.cfg.model, self.run_dir, name=f"train/{spec.name}")
+        (self.launch or run_isolated)(train_in_child, tcfg, out, self.cfg.model, self.run_dir,
+                                      name=f"train/{spec.name}")
         self.cache.record(f"train/{spec.name}", key)
         return out, recipe, key
 
@@ -238,27 +254,35 @@ class Runner:
         log.info("plan: %s", plan(self.cfg, self.benches))
         # Every run is trained (each in its own process) before the model is loaded for evaluation: one model
         # (one vLLM engine) then serves the baseline and every point, and training never competes for its memory.
-        entries, diverged = self.train_all()
-        points = ([ModelEntry("baseline", "baseline")] if self.cfg.baseline else []) + entries
-        try:
-            for i, entry in enumerate(points):
-                self.evaluate_entry(entry)
-                self.log_estimate(points[i + 1:])
-        finally:
-            self.close_lm()
+        # The executor does both here, or as Ray tasks (one model per group of points).
+        with make_executor(self.cfg.executor, self.cfg.ray) as executor:
+            entries, diverged = executor.train_all(self)
+            points = ([ModelEntry("baseline", "baseline")] if self.cfg.baseline else []) + entries
+            executor.evaluate_all(self, points)
         from sqlshift.report import build_report
 
         paths = build_report(self.run_dir)
         self.raise_problems(diverged)
         return paths
 
-    def train_all(self) -> tuple[list[ModelEntry], list[TrainingDiverged]]:
-        """Train (or find cached) every run; a diverged run is recorded and left out, the others go on."""
+    def evaluate_all(self, points: list[ModelEntry]) -> None:
+        """Every point with one model (loaded at the first point that needs it), closed at the end."""
+        try:
+            for i, entry in enumerate(points):
+                self.evaluate_entry(entry)
+                self.log_estimate(points[i + 1:])
+        finally:
+            self.close_lm()
+
+    def train_all(self, trained: Callable[[RunSpec], list[ModelEntry]] | None = None
+                  ) -> tuple[list[ModelEntry], list[TrainingDiverged]]:
+        """Train (or find cached) every run; a diverged run is recorded and left out, the others go on.
+        ``trained``: a run's points from elsewhere (a Ray task); default: :meth:`run_entries` here."""
         entries: list[ModelEntry] = []
         diverged: list[TrainingDiverged] = []
         for run in self.cfg.runs:
             try:
-                entries += self.run_entries(run)
+                entries += (trained or self.run_entries)(run)
             except TrainingDiverged as e:  # a NaN adapter is not a model: record it, go on with the other runs
                 log.error("%s", e)
                 diverged.append(e)
@@ -286,6 +310,11 @@ def train_in_child(tcfg: Any, out: Path, model: str, run_dir: Path) -> None:
 
     setup_logging(run_dir)
     train(tcfg, out, model_spec=model)
+
+
+def call_here(fn: Callable[..., Any], *args: Any, name: str = "") -> Any:
+    """``run_isolated``'s signature, run in this process (a Ray worker is already the isolated process)."""
+    return fn(*args)
 
 
 def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:
@@ -428,7 +457,7 @@ def setup_logging(run_dir: Path) -> None:
         fh = LinkSafeFileHandler(run_dir / "run.log")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(fh)
-    if not any(type(h) is logging.StreamHandler for h in root.handlers):
-        from rich.logging import RichHandler
+    from rich.logging import RichHandler
 
+    if not any(type(h) is logging.StreamHandler or isinstance(h, RichHandler) for h in root.handlers):
         root.addHandler(RichHandler(show_path=False, show_time=False))

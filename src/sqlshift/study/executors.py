@@ -1,0 +1,202 @@
+"""Where a study's pieces run: in this process (the default) or as Ray tasks over every GPU of a machine or cluster.
+
+The runner asks its executor twice: train every run, then evaluate every model point. In-process does both one
+after another (each training run in a spawned child, then one model for all points). Ray runs the training runs
+as parallel tasks, then splits the points into groups, one task (one model, one vLLM engine) per group. Every task
+writes the same files and ``steps.json`` entries as in-process (the step cache and the output locks already let
+several processes share a run directory), so a failed task reruns alone and a rerun resumes; the driver builds the
+report once at the end. This module imports nothing of the runner: a task gets the runner itself, pickled as its
+config and folder (``Runner.__reduce__``) and rebuilt in the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sqlshift.errors import ConfigError, SqlshiftError
+from sqlshift.strict import Strict
+
+log = logging.getLogger("sqlshift")
+
+EXECUTORS = ("in-process", "ray")
+RAY_INSTALL = "pip install 'sqlshift[ray]'"
+
+
+class RaySettings(Strict):
+    """The ``ray:`` block of a study (with ``executor: ray``)."""
+
+    address: str | None = None  # None: start Ray on this machine (all its GPUs); "auto" or "ray://host:10001": join
+    # GPUs reserved by each training task; None: 1 when the cluster has GPUs, else 0. A run trains in one process
+    # on one GPU, so at most 1; a fraction packs small runs onto one GPU.
+    gpus_per_run: float | None = Field(None, ge=0, le=1)
+    # Evaluation tasks, each loading the base model once for its share of the points; None: one per GPU of the
+    # cluster (1 without GPUs), never more than there are points.
+    eval_tasks: int | None = Field(None, ge=1)
+
+
+ExecutorName = Literal["in-process", "ray"]
+
+
+def check_executor(executor: str, ray: RaySettings | None) -> None:
+    """Config-time checks (ValueError, as every schema problem): a ``ray:`` block needs ``executor: ray``, which
+    needs Ray installed."""
+    if ray is not None and executor != "ray":
+        raise ValueError("ray: settings given but executor is in-process (set executor: ray, or remove ray:)")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ValueError(f"executor: ray needs Ray, which is not installed ({RAY_INSTALL})")
+
+
+def make_executor(executor: str, settings: RaySettings | None) -> InProcess | RayExecutor:
+    """The executor a study names (``executor:`` in its config)."""
+    return RayExecutor(settings or RaySettings()) if executor == "ray" else InProcess()
+
+
+class InProcess:
+    """Today's order in this process: train every run (each in a spawned child), then one model for every point."""
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def train_all(self, runner: Any) -> tuple[list[Any], list[Any]]:
+        return runner.train_all()
+
+    def evaluate_all(self, runner: Any, points: list[Any]) -> None:
+        runner.evaluate_all(points)
+
+
+class RayExecutor:
+    """Training runs as parallel Ray tasks, then one Ray task per group of model points."""
+
+    def __init__(self, settings: RaySettings) -> None:
+        self.settings = settings
+        self.started = False
+        self.pending: list[Any] = []
+
+    def __enter__(self) -> RayExecutor:
+        ray = import_ray()
+        if not ray.is_initialized():
+            where = self.settings.address or "a local Ray instance"
+            log.info("executor: ray (%s)", where)
+            try:
+                ray.init(address=self.settings.address, include_dashboard=False, log_to_driver=True)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise ConfigError(f"ray: cannot start or join {where} ({one_line(e)})",
+                                  "check ray.address (ray status on the head node), or remove it to start Ray "
+                                  "on this machine") from None
+            self.started = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Cancel what still runs (Ctrl-C, a failed task) and disconnect; a local instance we started stops."""
+        ray = import_ray()
+        for ref in self.pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        self.pending = []
+        if self.started:
+            ray.shutdown()
+            self.started = False
+
+    def gpus(self) -> int:
+        return int(import_ray().cluster_resources().get("GPU", 0))
+
+    def submit(self, fn: Callable[..., Any], num_gpus: float, name: str, *args: Any) -> Any:
+        """One task; ``max_calls=1``: its worker exits afterwards, so GPU memory is given back as a child's is."""
+        ray = import_ray()
+        ref = ray.remote(max_calls=1)(fn).options(num_gpus=num_gpus, name=name).remote(*args)
+        self.pending.append(ref)
+        return ref
+
+    def get(self, ref: Any, runner: Any, what: str) -> Any:
+        """A task's value, with the steps it ran or found cached counted on the driver's runner; a task's own error
+        is raised here as itself (one line, its fix kept), a lost worker as one line naming the task."""
+        ray = import_ray()
+        try:
+            value, ran, hits = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:
+            cause = e.cause if isinstance(e.cause, BaseException) else None
+            if cause is not None:
+                raise cause from None
+            raise SqlshiftError(f"{what}: the Ray task failed ({one_line(e)})", "see run.log; rerun to resume") from None
+        except ray.exceptions.RayError as e:
+            raise SqlshiftError(f"{what}: the Ray task was lost ({one_line(e)})",
+                                "see run.log and Ray's logs (/tmp/ray/session_latest/logs); rerun to resume") from None
+        finally:
+            if ref in self.pending:
+                self.pending.remove(ref)
+        runner.cache.ran += ran
+        runner.cache.hits += hits
+        return value
+
+    def train_all(self, runner: Any) -> tuple[list[Any], list[Any]]:
+        """Every run to train is a task at once; the runner then takes their results in the study's order."""
+        gpus = self.settings.gpus_per_run
+        gpus = (1.0 if self.gpus() else 0.0) if gpus is None else gpus
+        refs = {spec.name: self.submit(train_task, gpus, f"train/{spec.name}", runner, spec)
+                for spec in runner.cfg.runs if spec.config}
+        if refs:
+            log.info("ray: %d training task(s), %g GPU each", len(refs), gpus)
+
+        def entries(spec: Any) -> list[Any]:
+            if spec.name not in refs:  # an adapter trained elsewhere: nothing to run
+                return runner.run_entries(spec)
+            return self.get(refs[spec.name], runner, f"train/{spec.name}")
+
+        return runner.train_all(entries)
+
+    def evaluate_all(self, runner: Any, points: list[Any]) -> None:
+        """One task per group of points, each loading the model once; their guard problems come back here."""
+        gpus = self.gpus()
+        groups = split(points, self.settings.eval_tasks or max(gpus, 1))
+        log.info("ray: %d evaluation task(s) for %d model point(s), %d GPU each", len(groups), len(points),
+                 1 if gpus else 0)
+        refs = [self.submit(evaluate_task, 1 if gpus else 0, f"evaluate/{g[0].key}", runner, g) for g in groups]
+        for ref, group in zip(refs, groups):
+            runner.problems += self.get(ref, runner, f"evaluate {', '.join(p.key for p in group)}")
+
+
+def train_task(runner: Any, spec: Any) -> tuple[list[Any], list[str], list[str]]:
+    """In a Ray worker: train one run (cached) and list its points."""
+    return runner.run_entries(spec), runner.cache.ran, runner.cache.hits
+
+
+def evaluate_task(runner: Any, points: list[Any]) -> tuple[list[Exception], list[str], list[str]]:
+    """In a Ray worker: evaluate a group of points with one model, then close it."""
+    runner.evaluate_all(points)
+    return runner.problems, runner.cache.ran, runner.cache.hits
+
+
+def split(items: Sequence[Any], n: int) -> list[list[Any]]:
+    """``items`` in at most ``n`` contiguous groups of near-equal size (none empty), order kept."""
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return [g for g in out if g]
+
+
+def import_ray() -> Any:
+    """Ray, or the one line saying how to install it (the config check catches this earlier; a direct API user
+    may not have gone through it)."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("executor: ray needs Ray, which is not installed", RAY_INSTALL) from None
+    return ray
+
+
+def one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:297] + "..."
