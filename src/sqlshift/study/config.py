@@ -106,8 +106,8 @@ class ExperimentConfig(Strict):
     baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
     max_generality_drop: float = 2.0  # points: the budget for the report's pick
     allow_below_chance: bool = False  # report a below-chance score instead of failing (exit 3)
-    executor: ExecutorName = "in-process"  # or ray: runs and groups of points as Ray tasks (sqlshift[ray])
-    ray: RaySettings | None = None  # with executor: ray (study/executors.py)
+    executor: ExecutorName = "in-process"  # ray: the runs, then groups of points, as Ray tasks on every GPU
+    ray: RaySettings | None = None  # with executor: ray: the cluster to join and each task's GPUs, below
 
     @field_validator("name")
     @classmethod

@@ -29,16 +29,15 @@ RAY_INSTALL = "pip install 'sqlshift[ray]'"
 
 
 class RaySettings(Strict):
-    """The ``ray:`` block of a study (with ``executor: ray``)."""
+    """Where the Ray tasks run and what each reserves (all nodes must see the run folder, data and model paths)."""
 
-    address: str | None = None  # None: start Ray on this machine (all its GPUs); "auto" or "ray://host:10001": join
-    # GPUs reserved by each training task; None: 1 when the cluster has GPUs, else 0. A run trains in one process
-    # on one GPU, so at most 1; a fraction packs small runs onto one GPU.
-    gpus_per_run: float | None = Field(None, ge=0, le=1)
-    # Evaluation tasks, each loading the base model once for its share of the points; None: one per GPU of the
-    # cluster (1 without GPUs), never more than there are points.
-    eval_tasks: int | None = Field(None, ge=1)
-
+    address: str | None = None  # null: start Ray on this machine (all its GPUs); "auto" or "ray://host:10001": join
+    gpus_per_run: float | None = Field(None, ge=0, le=1, description=(
+        "GPUs each training task reserves; null: 1 when the cluster has GPUs, else 0 (a run trains in one process "
+        "on one GPU, so at most 1; a fraction packs small runs onto one GPU)"))
+    eval_tasks: int | None = Field(None, ge=1, description=(
+        "evaluation tasks, each loading the model once for its share of the points; null: one per GPU of the "
+        "cluster (1 without GPUs), never more than there are points"))
 
 ExecutorName = Literal["in-process", "ray"]
 
@@ -126,7 +125,8 @@ class RayExecutor:
             cause = e.cause if isinstance(e.cause, BaseException) else None
             if cause is not None:
                 raise cause from None
-            raise SqlshiftError(f"{what}: the Ray task failed ({one_line(e)})", "see run.log; rerun to resume") from None
+            raise SqlshiftError(f"{what}: the Ray task failed ({one_line(e)})",
+                                "see run.log; rerun to resume") from None
         except ray.exceptions.RayError as e:
             raise SqlshiftError(f"{what}: the Ray task was lost ({one_line(e)})",
                                 "see run.log and Ray's logs (/tmp/ray/session_latest/logs); rerun to resume") from None

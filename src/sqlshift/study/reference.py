@@ -98,12 +98,14 @@ def reference_markdown() -> str:
     """The whole reference: the study, its sections, then each benchmark's settings (common keys once)."""
     from sqlshift.benchmarks.api import BenchmarkSettings, available, get_benchmark
     from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec
+    from sqlshift.study.executors import RaySettings
     from sqlshift.sql.prompts import PromptConfig
     from sqlshift.train.config import DataSettings, LoraSettings, ReplaySettings, TrainConfig
 
     parts = [HEADER, *section("The study (top level)", ExperimentConfig),
              *section("`lm:` how the model runs", LMSettings), *backend_sections(),
              *section("`runs:` one fine-tuning run", RunSpec),
+             *section("`ray:` with `executor: ray` (`pip install 'sqlshift[ray]'`)", RaySettings),
              *section("`prompt:` Text-to-SQL prompts", PromptConfig),
              *section("`benchmarks:` keys every benchmark takes", BenchmarkSettings)]
     common = tuple(BenchmarkSettings.model_fields)
