@@ -8,6 +8,7 @@ into the loss.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from sqlshift.train.config import TrainConfig
 
 log = logging.getLogger("sqlshift.train.trainer")
+
+PREPARED = "prepared-data"  # the rows of a multi-rank run, on disk for every rank (removed when training ends)
 
 
 
@@ -212,4 +215,22 @@ def build_training_rows(tok: Any, cfg: TrainConfig) -> tuple[list[dict[str, Any]
                "truncated_ids": [r["id"] for r in rows if r["truncated"]]}
     return mixed, summary
 
+
+def rows_dataset(rows: list[dict[str, Any]], args: Any, output_dir: Path) -> Any:
+    """The prompt/completion rows as a ``datasets.Dataset`` for trl.
+
+    Under several ranks, rank 0 writes them to ``<output_dir>/prepared-data/<hash>`` and every rank reads them back:
+    trl tokenises rank 0 first, then the others, and only a dataset backed by files lets datasets cache that work,
+    so the other ranks load rank 0's result instead of redoing it while rank 0 waits at the barrier."""
+    from datasets import Dataset, load_from_disk
+
+    ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    if args.world_size <= 1:
+        return ds
+    digest = hashlib.sha256(json.dumps([[r["prompt"], r["completion"]] for r in rows]).encode()).hexdigest()[:16]
+    folder = Path(output_dir) / PREPARED / digest
+    with args.main_process_first(local=False, desc="training data"):
+        if args.process_index == 0 and not (folder / "state.json").is_file():
+            ds.save_to_disk(str(folder))
+    return load_from_disk(str(folder))
 

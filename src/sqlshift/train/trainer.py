@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -34,9 +35,9 @@ from sqlshift.outputs import atomic_write_text
 from sqlshift.train.config import (PRESETS_DIR, DataSettings, LoraSettings, ReplaySettings, TrainConfig,
                                    apply_overrides, available_presets, load_train_config, parse_overrides,
                                    resolve_train_config, validate_train_overrides)
-from sqlshift.train.data import (build_training_rows, check_mask_coverage, n_replay_for, read_replay_jsonl,
-                                 replay_rows, select_spider_examples, spider_root, spider_rows, tokenize_like_trl,
-                                 verify_trainer_dataset)
+from sqlshift.train.data import (PREPARED, build_training_rows, check_mask_coverage, n_replay_for, read_replay_jsonl,
+                                 replay_rows, rows_dataset, select_spider_examples, spider_root, spider_rows,
+                                 tokenize_like_trl, verify_trainer_dataset)
 
 __all__ = ["PRESETS_DIR", "DataSettings", "LoraSettings", "ReplaySettings", "TrainConfig", "TrainingDiverged",
            "apply_overrides", "available_presets", "build_training_rows", "check_mask_coverage", "load_train_config",
@@ -230,12 +231,11 @@ def quiet_library_warnings() -> Iterator[None]:
 def make_trainer(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: TrainConfig, output_dir: Path,
                  path: SpeedPath | None = None) -> Any:
     """SFTTrainer on prompt/completion rows, with LoRA when enabled."""
-    from datasets import Dataset
     from trl import SFTTrainer
 
-    ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    args = sft_config(cfg, output_dir, path)
     with quiet_library_warnings(), no_dataset_bars():
-        trainer = SFTTrainer(model=model, args=sft_config(cfg, output_dir, path), train_dataset=ds,
+        trainer = SFTTrainer(model=model, args=args, train_dataset=rows_dataset(rows, args, output_dir),
                              processing_class=tok, peft_config=lora_config(cfg))
     return with_loss_bar(trainer)
 
@@ -364,6 +364,9 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     trainer = make_trainer(model, tok, rows, cfg, output_dir, path)
     trainer.add_callback(stop_on_non_finite())
     log.info("training on %d process(es), this is process %d", trainer.args.world_size, trainer.args.process_index)
+    if trainer.args.world_size > 1:  # the same files on every process: tokenised once (data.rows_dataset)
+        log.info("process %d reads the tokenised training data from %s", trainer.args.process_index,
+                 ", ".join(sorted(Path(f["filename"]).name for f in trainer.train_dataset.cache_files)) or "memory")
     if not cfg.packing:
         verify_trainer_dataset(trainer.train_dataset, tok, rows, trl_max_length)
     resume = last_checkpoint(output_dir) if cfg.resume else None
@@ -373,6 +376,8 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
         log.debug("no checkpoint in %s: starting fresh", output_dir)
     summary["resumed_from"] = Path(resume).name if resume else None
     summary["speed"] = run_trainer(trainer, resume)
+    if trainer.args.process_index == 0:  # the ranks' shared copy of the rows (rows_dataset): no longer read
+        shutil.rmtree(output_dir / PREPARED, ignore_errors=True)
     tok.padding_side = "left"
     write_outputs(trainer, tok, cfg, output_dir, summary)
     diverged = first_non_finite(trainer.state.log_history)
