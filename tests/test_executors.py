@@ -15,7 +15,7 @@ import yaml
 
 from sqlshift.errors import ConfigError, EmptyPredictions
 from sqlshift.study.config import load_experiment
-from sqlshift.study.executors import split
+from sqlshift.study.executors import RayExecutor, RaySettings, split
 from sqlshift.study.runner import run_experiment
 
 TRAIN = {"max_steps": 2, "save_steps": 2, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
@@ -68,6 +68,16 @@ def test_ray_study_gives_the_in_process_table(tiny_model_dir: Path, tmp_path: Pa
     run(local, tmp_path / "ray")
     counts = [x for x in (tmp_path / "ray" / "run.log").read_text().splitlines() if "steps run:" in x]
     assert "steps run: 0, cached: 8," in counts[-1], counts  # 2 trainings + 3 points x 2 benchmarks
+
+
+def test_a_tasks_error_comes_back_as_itself_with_its_fix(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray not installed (pip install 'sqlshift[ray]')")
+    with RayExecutor(RaySettings()) as ex:
+        ref = ex.submit(load_experiment, 0, "load", tmp_path / "missing.yaml")
+        with pytest.raises(ConfigError) as e:
+            ex.get(ref, None, "load")
+    assert "missing.yaml does not exist" in str(e.value) and e.value.fix and "\n" not in str(e.value)
+    assert ex.pending == [] and not ex.started  # the local instance it started is shut down
 
 
 @pytest.mark.parametrize("extra,needle", [

@@ -152,8 +152,9 @@ class Runner:
         if self.cache.done(f"train/{spec.name}", key, [out / recipe.marker]):
             log.info("train/%s: cached", spec.name)
             return out, recipe, key
-        log.info("train/%s: %s training in a child process (it frees all its memory when it ends)", spec.name,
-                 recipe.name)
+        where = "in this Ray task's worker" if self.launch else \
+            "in a child process (it frees all its memory when it ends)"
+        log.info("train/%s: %s training %s", spec.name, recipe.name, where)
         (self.launch or run_isolated)(train_in_child, tcfg, out, self.cfg.model, self.run_dir,
                                       name=f"train/{spec.name}")
         self.cache.record(f"train/{spec.name}", key)
