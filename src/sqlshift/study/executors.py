@@ -86,7 +86,8 @@ class RayExecutor:
             where = self.settings.address or "a local Ray instance"
             log.info("executor: ray (%s)", where)
             try:
-                ray.init(address=self.settings.address, include_dashboard=False, log_to_driver=True)
+                ray.init(address=self.settings.address, include_dashboard=False, log_to_driver=True,
+                         logging_level=logging.WARNING)  # the tasks' own log lines still come through
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise ConfigError(f"ray: cannot start or join {where} ({one_line(e)})",
                                   "check ray.address (ray status on the head node), or remove it to start Ray "
