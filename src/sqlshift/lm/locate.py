@@ -57,12 +57,14 @@ def check_on_hub(repo_id: str, what: str) -> None:
 
 
 def network_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions a failed Hub request raises (httpx for huggingface_hub 1.x, requests' OSError before)."""
-    errors: list[type[BaseException]] = [OSError, TimeoutError]
-    try:
-        import httpx
+    """The exceptions a failed Hub request raises: httpx's (huggingface_hub 1.x), httpx2's (2.x), requests' OSError
+    (before 1.x)."""
+    import importlib
 
-        errors.append(httpx.HTTPError)
-    except ImportError:
-        pass
+    errors: list[type[BaseException]] = [OSError, TimeoutError]
+    for name in ("httpx", "httpx2"):
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except (ImportError, AttributeError):
+            pass
     return tuple(errors)
