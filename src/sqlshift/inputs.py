@@ -90,14 +90,20 @@ def parse_json(text: str | bytes, where: str, fix: str, error: type[SqlshiftErro
         raise error(f"{where} holds a value Python refuses ({str(e).split(';')[0]})", fix) from None
 
 
+def read_input_text(path: str | Path, what: str, fix: str, max_bytes: int,
+                    error: type[SqlshiftError]) -> str:
+    """A bounded input file decoded as UTF-8 (a BOM allowed); not UTF-8 is one line naming the file."""
+    data = read_input_bytes(path, what, fix, max_bytes, error)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})", fix) from None
+
+
 def read_json_file(path: str | Path, what: str, fix: str, max_bytes: int = JSON_MAX_BYTES,
                    error: type[SqlshiftError] = DataError) -> Any:
     """A bounded JSON file (UTF-8, a BOM allowed), every failure one line naming the file."""
-    data = read_input_bytes(path, what, fix, max_bytes, error)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise error(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})", fix) from None
+    text = read_input_text(path, what, fix, max_bytes, error)
     if not text.strip():
         raise error(f"{path} is empty, not {what}", fix)
     return parse_json(text, str(path), fix, error)
@@ -171,11 +177,7 @@ def read_yaml_file(path: str | Path, what: str, fix: str, max_bytes: int = YAML_
     """A bounded YAML file, checked for alias bombs first, then ``yaml.safe_load``; failures are one line."""
     import yaml
 
-    data = read_input_bytes(path, what, fix, max_bytes, error)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise error(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})", fix) from None
+    text = read_input_text(path, what, fix, max_bytes, error)
     check_yaml_bomb(text, str(path), error)
     try:
         return yaml.safe_load(text)

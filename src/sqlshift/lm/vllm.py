@@ -170,6 +170,8 @@ def check_free_memory(utilization: float) -> None:
     vLLM checks this too, but inside its engine process, where the failure surfaces as "Engine core
     initialization failed" after a traceback. NVML reads the free memory without creating a CUDA context."""
     idx = visible_gpu_index()
+    if idx is None:
+        return
     try:
         import pynvml
 
@@ -178,7 +180,7 @@ def check_free_memory(utilization: float) -> None:
     except Exception:  # noqa: BLE001 - no NVML or no such GPU: vLLM's own check still runs
         return
     free, total = info.free / 2**30, info.total / 2**30
-    if idx is not None and free < utilization * total:
+    if free < utilization * total:
         raise ModelError(f"GPU {idx} has {free:.1f} of {total:.1f} GiB free; the vLLM engine is set to claim "
                          f"{utilization:.2f} of it ({utilization * total:.1f} GiB)",
                          f"set lm.gpu_memory_utilization to {max(0.05, free / total - 0.05):.2f} or less, or free "

@@ -92,8 +92,8 @@ class SqlSandbox:
                 self._pool.submit(worker_pid)  # start the workers now, from this thread (fork starts them all)
             return self._pool
 
-    def _discard_pool(self, kill: bool = False) -> None:
-        """Drop the pool (after a crash, or to stop a worker stuck past its deadline)."""
+    def _discard_pool(self, kill: bool = False, wait: bool = True) -> None:
+        """Drop the pool (after a crash, or to stop a worker stuck past its deadline); ``kill`` SIGKILLs its workers."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is None:
@@ -104,7 +104,7 @@ class SqlSandbox:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)
 
     def worker_pids(self, start: bool = True) -> list[int]:
         """Process ids of the live workers; ``start`` first brings the whole pool up. For tests and diagnostics."""
@@ -120,16 +120,7 @@ class SqlSandbox:
 
     def abort(self) -> None:
         """Stop now: cancel queued jobs, SIGKILL the workers (a hostile query may run for its whole timeout)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        for pid in list(getattr(pool, "_processes", {}) or {}):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        pool.shutdown(wait=False, cancel_futures=True)
+        self._discard_pool(kill=True, wait=False)
 
     def __enter__(self) -> SqlSandbox:
         return self
