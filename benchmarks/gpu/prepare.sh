@@ -25,5 +25,7 @@ fi
 SNAP=/root/snap-$(date +%s%N)
 mkdir -p $SNAP && cp -r src configs benchmarks $SNAP/
 export SNAP PYTHONPATH=/tmp/site-vllm:/tmp/site:$SNAP/src SQLSHIFT_DATA_DIR=/root/data
-OUT=${OUT:-/root/out}
+# Results go to /root/res, not the device call's $OUT: the device tool empties $OUT at the start of every call, so a
+# job in the background would lose what it wrote there. The call that fetches copies them: cp -r /root/res/. $OUT/
+OUT=${GPU_RES:-/root/res}
 mkdir -p "$OUT" /root/runs

@@ -3,14 +3,14 @@
 # baseline + Run 1 + Run 2, Spider dev + MMLU 57), then the same points through the other backend (lm.backend: hf,
 # the trained adapters given as `adapter:` runs) for the backend-agreement table. Needs the s*, v* and q* parts
 # (pack.sh with WITH_QWEN=1). Long: start it in the background and poll, e.g.
-#   OUT=/root/out setsid nohup bash benchmarks/gpu/seed_protocol.sh > /root/out/protocol.log 2>&1 < /dev/null &
-# Results: $OUT/protocol.tar.gz.
+#   mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/seed_protocol.sh > /root/res/protocol.log 2>&1 < /dev/null &)
+# Poll: grep -q '== done' /root/res/protocol.log. Results: /root/res/protocol.tar.gz (fetch: cp /root/res/* $OUT/).
 set -uo pipefail
 source benchmarks/gpu/prepare.sh
 set +e
 cd $SNAP
 Q=/root/models/qwen15
-[ -f $Q/config.json ] || python3 -m sqlshift export-model /root/models/qwen15.gguf $Q --dtype bf16 > /root/runs/export.log 2>&1
+[ -f $Q/config.json ] || python3 -m sqlshift export-model /root/models/qwen15.gguf -o $Q --dtype bf16 > /root/runs/export.log 2>&1
 t0=$(date +%s)
 python3 -m sqlshift run configs/seed-protocol.yaml --model $Q -o /root/runs/seed-protocol > /root/runs/protocol.out 2>&1
 echo "== rc=$? wall=$(( $(date +%s) - t0 )) s  sqlshift run configs/seed-protocol.yaml"

@@ -2,10 +2,11 @@
 # The GPU smoke check, for every change to model, backend, runner or training code: `sqlshift run` on
 # configs/gpu-smoke.yaml (SmolLM2-135M-Instruct, 64 Spider dev questions, 500 MMLU questions, a 30-step LoRA run and
 # its λ = 0.5 point) through vLLM, then the same study with lm.backend: hf; exit codes, wall times and each step's
-# log go to $OUT/smoke.log. With SQLSHIFT_IMPORT_LOG set, every Python process records the top-level modules it
-# imports (benchmarks/gpu/importspy), which benchmarks/gpu/vllm_wheels_used.py turns into the vLLM wheel list.
+# log go to /root/res/smoke.log (prepare.sh says why not $OUT). With SQLSHIFT_IMPORT_LOG set, every Python process
+# records the top-level modules it imports (benchmarks/gpu/importspy), which benchmarks/gpu/vllm_wheels_used.py turns into the vLLM wheel list.
 # Here first:  SQLSHIFT_DATA_DIR=../shared/data bash benchmarks/gpu/pack.sh   (then carry .carry/parts/NN one per call)
-# There:       bash benchmarks/gpu/smoke.sh
+# There:       mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/smoke.sh > /root/res/smoke.out 2>&1 < /dev/null &); then poll
+#              grep -q '== smoke done' /root/res/smoke.log, and fetch with cp /root/res/* $OUT/
 set -uo pipefail
 source benchmarks/gpu/prepare.sh
 set +e

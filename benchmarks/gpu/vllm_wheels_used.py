@@ -41,7 +41,7 @@ def main() -> None:
     for whl in sorted(args.wheels.glob("*.whl")):
         (kept if top_level_names(whl) & imported else dropped).append(whl)
     size = lambda ws: sum(w.stat().st_size for w in ws) / 2**20  # noqa: E731
-    header = (f"# vLLM 0.26.0 wheels that offline generation imported (benchmarks/gpu/smoke.sh with importspy):\n"
+    header = (f"# vLLM 0.26.0 wheels that offline runs imported (benchmarks/gpu/importspy over smoke.sh / sqlshift eval):\n"
               f"# {len(kept)} of {len(kept) + len(dropped)} wheels, {size(kept):.0f} of {size(kept + dropped):.0f} MiB\n")
     args.out.write_text(header + "".join(requirement(w) + "\n" for w in kept))
     print(header + "dropped: " + ", ".join(f"{requirement(w)} ({w.stat().st_size / 2**20:.0f} MiB)" for w in dropped))
