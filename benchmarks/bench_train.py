@@ -10,7 +10,9 @@ variant, and how far each variant's per-step loss is from the first one's (bf16 
 
 Variants (``--variants``, comma-separated, run in this order; liger patches the model for good, so it runs last):
 std-eager (the session-4 setting: fp32 base + bf16 autocast, eager attention, padded batches), std-sdpa (the same
-with SDPA), fast-noliger (bf16 base, fp32 LoRA, SDPA, padding-free), fast (the fast path with liger's kernels).
+with SDPA), fast-noliger (bf16 base, fp32 LoRA, SDPA, padding-free), fast (that with liger's kernels: the fast path
+of session 5), fast-varlen (that with PyTorch's variable-length flash attention instead of SDPA's packed mask: the fast
+path where the GPU runs it; CUDA only).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from transformers import TrainerCallback, set_seed
 
 from sqlshift.lm.models import load_model
+from sqlshift.train import varlen
 from sqlshift.train.trainer import (SpeedPath, avoid_cudnn_sdpa_backward, build_training_rows, check_mask_coverage,
                                     load_train_config, make_trainer)
 
@@ -36,6 +39,7 @@ VARIANTS = {
     "std-sdpa": SpeedPath(False, "fp32", "sdpa", False, False),
     "fast-noliger": SpeedPath(True, "bf16", "sdpa", True, False),
     "fast": SpeedPath(True, "bf16", "sdpa", True, True),
+    "fast-varlen": SpeedPath(True, "bf16", varlen.NAME, True, True),
 }
 
 
@@ -109,6 +113,8 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
     import torch
 
     path = VARIANTS[name]
+    if path.attn_implementation == varlen.NAME:
+        varlen.register()
     model.to(torch.bfloat16 if path.base_dtype == "bf16" else torch.float32)
     set_attention(model, path.attn_implementation)
     avoid_cudnn_sdpa_backward(path.attn_implementation)
@@ -149,7 +155,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="first steps not timed")
     ap.add_argument("--batch", type=int, default=8, help="per-device batch")
     ap.add_argument("--accum", type=int, default=2, help="gradient accumulation steps")
-    ap.add_argument("--variants", default="std-eager,std-sdpa,fast-noliger,fast")
+    ap.add_argument("--variants", default="std-eager,std-sdpa,fast-noliger,fast,fast-varlen")
     ap.add_argument("--limit-n", type=int, default=None, help="Spider subset (smoke tests)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--profile", type=Path, default=None,
@@ -161,8 +167,11 @@ def main() -> None:
     import torch
 
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
-    if "fast" in names and names[-1] != "fast":
-        sys.exit("run the liger variant 'fast' last: it patches the model for good")
+    liger = [n for n in names if VARIANTS[n].liger]
+    if liger and names[-len(liger):] != liger:
+        sys.exit(f"run the liger variants ({', '.join(liger)}) last: liger patches the model for good")
+    if varlen.NAME in {VARIANTS[n].attn_implementation for n in names} and not varlen.varlen_usable():
+        sys.exit("fast-varlen needs a CUDA GPU whose torch has torch.nn.attention.varlen (see the log line above)")
     # configs/mitigation.yaml's Run 1: Table 1 without QLoRA, adamw_torch, 8 x 2
     cfg = load_train_config(a.config, {"model": a.model, "load_in_4bit": False, "optimizer": "adamw_torch",
                                        "per_device_batch_size": a.batch, "gradient_accumulation_steps": a.accum,

@@ -86,8 +86,8 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     packing: bool = False
-    fast_path: bool = Field(False, description="CUDA only: bf16 frozen base (fp32 LoRA), padding-free batches, SDPA, "
-                                               "liger layer kernels when installed; no effect on CPU")
+    fast_path: bool = Field(False, description="CUDA only: bf16 frozen base (fp32 LoRA), padding-free batches, variable-length "
+                                               "attention (or SDPA), liger layer kernels when installed; no effect on CPU")
     save_steps: int = Field(100, gt=0)
     logging_steps: int = Field(10, gt=0)
     save_total_limit: int | None = None

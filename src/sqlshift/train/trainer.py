@@ -6,7 +6,8 @@ replay, the mask guard) come from :mod:`sqlshift.train.data`; this module holds 
 
 Two speed paths, chosen by ``fast_path`` and logged: the standard one (fp32 base with bf16 autocast, batches padded
 to their longest row) and, on CUDA only, the fast one (bf16 frozen base with fp32 LoRA weights, padding-free
-batches whose rows are separated by ``position_ids``, SDPA, liger's layer kernels when installed). Both train on the
+batches whose rows are separated by ``position_ids``, PyTorch's variable-length flash attention when this GPU runs it
+(:mod:`sqlshift.train.varlen`; SDPA with a packed mask otherwise), liger's layer kernels when installed). Both train on the
 same rows in the same order with the same number of optimizer steps; on CPU ``fast_path`` changes nothing.
 
 Multi-GPU: run the same command under ``accelerate launch``; the Trainer shards the data, only rank 0 writes files.
@@ -32,6 +33,7 @@ import yaml
 
 from sqlshift.errors import ConfigError, TrainingDiverged
 from sqlshift.outputs import atomic_write_text
+from sqlshift.train import varlen
 from sqlshift.train.config import (PRESETS_DIR, DataSettings, LoraSettings, ReplaySettings, TrainConfig,
                                    apply_overrides, available_presets, load_train_config, parse_overrides,
                                    resolve_train_config, validate_train_overrides)
@@ -136,6 +138,9 @@ def resolve_speed_path(cfg: TrainConfig, q4: bool = False) -> SpeedPath:
             log.info("fast_path needs CUDA: training on the standard path")
         return SpeedPath(False, "bf16" if q4 else "fp32", cfg.attn_implementation, False, False)
     attn = "sdpa" if cfg.attn_implementation == "eager" else cfg.attn_implementation
+    if attn == "sdpa" and varlen.varlen_usable():  # padding-free rows without SDPA's packed mask
+        varlen.register()
+        attn = varlen.NAME
     return SpeedPath(True, "bf16", attn, True, importlib.util.find_spec("liger_kernel") is not None)
 
 
