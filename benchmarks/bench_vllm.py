@@ -39,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--max-model-len", type=int, default=4096)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.8)
+    p.add_argument("--max-num-batched-tokens", type=int, default=None, help="vLLM scheduling limit (default: vLLM's)")
+    p.add_argument("--max-num-seqs", type=int, default=None, help="vLLM scheduling limit (default: vLLM's)")
     p.add_argument("--out", default="bench_vllm_out")
     return p.parse_args()
 
@@ -144,7 +146,7 @@ def main() -> None:
 
     from sqlshift.data.spider import load_spider
     from sqlshift.lm.hf import HFLM
-    from sqlshift.lm.vllm import VLLMLM
+    from sqlshift.lm.vllm import VLLMLM, scheduling
     from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
     from sqlshift.sql.prompts import PromptBuilder, PromptConfig
 
@@ -165,9 +167,10 @@ def main() -> None:
     hf.close()
     del hf, builder
     t = time.perf_counter()
+    knobs = scheduling({"max_num_batched_tokens": a.max_num_batched_tokens, "max_num_seqs": a.max_num_seqs})
     vl = VLLMLM(a.model, max_model_len=a.max_model_len, gpu_memory_utilization=a.gpu_memory_utilization,
-                progress=False)
-    emit(out, {"backend": "vllm", "task": "engine_start", "seconds": round(time.perf_counter() - t, 1)})
+                progress=False, **knobs)
+    emit(out, {"backend": "vllm", "task": "engine_start", "seconds": round(time.perf_counter() - t, 1), **knobs})
     res_vl = run_backend(vl, "vllm", data, a, out)
     compare(split, data, res_hf, res_vl, out)
     emit(out, {"task": "imported", "in_process_engine": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0",

@@ -298,3 +298,20 @@ def test_vllm_agrees_with_hf_on_gpu(tmp_path: Path) -> None:
     for (a, ga), (b, gb) in zip(vl.loglikelihood(ll), hf.loglikelihood(ll, batch_size=1)):
         assert abs(a - b) < 0.1 + 0.02 * abs(b)
     assert vl.identity["backend"] == "vllm" and vl.identity["adapter"] is None
+
+
+def test_scheduling_limits_reach_the_engine_and_the_cache_key(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """lm.max_num_batched_tokens / max_num_seqs go to vllm.LLM and into the step cache's identity; unset, neither
+    the engine arguments nor the cache keys of earlier runs change."""
+    install_stand_in(monkeypatch)
+    s = lv.VLLMSettings(dtype="fp32", max_num_batched_tokens=65536, max_num_seqs=1024)
+    lm = lv.VLLMLM.from_settings(str(tiny_model_dir), s)
+    assert lm.llm.kw["max_num_batched_tokens"] == 65536 and lm.llm.kw["max_num_seqs"] == 1024
+    assert lm.settings.max_num_seqs == 1024
+    plain = lv.VLLMLM.cache_identity("m", lv.VLLMSettings(dtype="fp32"), None, None)
+    tuned = lv.VLLMLM.cache_identity("m", s, None, None)
+    assert "max_num_seqs" not in plain and tuned["max_num_seqs"] == 1024 and plain != tuned
+    lm.close()
+    with pytest.raises(Exception, match="max_num_seqs"):
+        lv.VLLMSettings(max_num_seqs=0)

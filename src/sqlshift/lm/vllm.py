@@ -203,6 +203,15 @@ class VLLMSettings(BackendSettings):
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # share of the GPU the engine may take
     max_model_len: int = Field(4096, gt=0)  # longest prompt + generation; longer prompts lose their oldest tokens
     max_lora_rank: int = Field(64, gt=0)  # largest adapter rank the engine serves
+    # scheduling limits per engine step (null: vLLM's own, 16384 tokens / 256 sequences in 0.26); MMLU-style
+    # scoring is thousands of short one-step requests, where larger steps may pay
+    max_num_batched_tokens: int | None = Field(None, gt=0)  # tokens per engine step (null: vLLM's default)
+    max_num_seqs: int | None = Field(None, gt=0)  # sequences per engine step (null: vLLM's default)
+
+
+def scheduling(values: dict[str, Any]) -> dict[str, int]:
+    """The engine scheduling limits that are set (absent ones keep vLLM's defaults and old cache keys)."""
+    return {k: values[k] for k in ("max_num_batched_tokens", "max_num_seqs") if values.get(k) is not None}
 
 
 @functools.cache
@@ -220,14 +229,16 @@ class VLLMLM(TokenLM):
     def from_settings(cls, model: str, settings: BackendSettings) -> VLLMLM:
         s = VLLMSettings.model_validate(settings.model_dump())
         return cls(model, dtype=s.dtype, max_model_len=s.max_model_len,
-                   gpu_memory_utilization=s.gpu_memory_utilization, max_lora_rank=s.max_lora_rank)
+                   gpu_memory_utilization=s.gpu_memory_utilization, max_lora_rank=s.max_lora_rank,
+                   **scheduling(s.model_dump()))
 
     @classmethod
     def cache_identity(cls, model: str, settings: BackendSettings, adapter: Path | None,
                        scale: float | None) -> dict[str, Any]:
         """The base identity plus the vLLM version and ``max_model_len`` (it decides which prompts get clipped)."""
         return {**super().cache_identity(model, settings, adapter, scale), "vllm": installed_version(),
-                "max_model_len": getattr(settings, "max_model_len", None)}
+                "max_model_len": getattr(settings, "max_model_len", None),
+                **scheduling(settings.model_dump())}  # the batch a request lands in moves bf16 results a little
 
     @classmethod
     def require(cls, settings: BackendSettings) -> None:
@@ -261,7 +272,8 @@ class VLLMLM(TokenLM):
             raise ConfigError(f"unknown dtype '{dtype}' for vLLM", f"use one of {', '.join(VLLM_DTYPES)}")
         self.spec, self.dtype, self.progress = model, VLLM_DTYPES[dtype], progress
         self.settings = VLLMSettings(dtype=dtype, max_model_len=max_model_len,
-                                     gpu_memory_utilization=gpu_memory_utilization, max_lora_rank=max_lora_rank)
+                                     gpu_memory_utilization=gpu_memory_utilization, max_lora_rank=max_lora_rank,
+                                     **scheduling(engine_kwargs))
         self.max_model_len, self.max_lora_rank = max_model_len, max_lora_rank
         self.cache = Path(cache_dir).expanduser() if cache_dir else cache_root()
         self.folder = transformers_folder(model, self.cache)
