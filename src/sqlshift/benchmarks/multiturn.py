@@ -42,6 +42,7 @@ from pydantic import Field
 from sqlshift.lm.api import LM, GenerateRequest, Generation
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.benchmarks.common import ResultsFile, accuracy_metrics, sample_items
+from sqlshift.benchmarks.text2sql import sql_session
 from sqlshift.data.multiturn import Interaction, MultiTurnSplit, Turn, load_multiturn, split_files
 from sqlshift.errors import EmptyPredictions
 from sqlshift.sql.extract import extract_sql
@@ -177,10 +178,7 @@ class MultiTurnBenchmark(Benchmark):
 
     @contextlib.contextmanager
     def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
-        split = self.load()
-        self._builder = PromptBuilder(lm.tokenizer, split.tables, split.db_path, self.settings.prompt)
-        with SqlSandbox(timeout_s=self.settings.timeout_s) as sandbox:
-            self._sandbox = sandbox
+        with sql_session(lm, self.load(), self.settings) as (self._builder, self._sandbox):
             yield
 
     def score_chunk(self, lm: LM, chunk: Sequence[Turn], results: ResultsFile) -> list[dict[str, Any]]:

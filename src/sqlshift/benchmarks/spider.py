@@ -138,13 +138,9 @@ class SpiderBenchmark(Benchmark):
     @contextlib.contextmanager
     def session(self, lm: LM, out_dir: Path) -> Iterator[None]:
         """The prompt builder and one SQL sandbox (a pool of workers) for the whole evaluation."""
-        from sqlshift.sql.prompts import PromptBuilder
-        from sqlshift.sql.sandbox import SqlSandbox
+        from sqlshift.benchmarks.text2sql import sql_session
 
-        split = self.split_data()
-        self._builder = PromptBuilder(lm.tokenizer, split.tables, split.db_path, self.settings.prompt)
-        with SqlSandbox(timeout_s=self.settings.timeout_s) as sandbox:
-            self._sandbox = sandbox
+        with sql_session(lm, self.split_data(), self.settings) as (self._builder, self._sandbox):
             yield
 
     def score_chunk(self, lm: LM, chunk: Sequence[Any], results: Any) -> list[dict[str, Any]]:
