@@ -68,6 +68,9 @@ class MMLUBenchmark(ChoiceBenchmark):
             return [f"{self.out_name}: {e}"]
         split = self.settings.split
         missing = [d / f"{n}_{split}.csv" for n in names if not (d / f"{n}_{split}.csv").is_file()]
+        if self.settings.subjects == "seed" and len(missing) == len(names):  # e.g. the demo quiz: not MMLU's subjects
+            return [f"{self.out_name}: {d} has none of the seed preset's subjects ({', '.join(names)}; the default): "
+                    f"set subjects: all for every subject there (sqlshift eval: --set {self.name}.subjects=all)"]
         return [f"{self.out_name}: {p} does not exist" for p in missing[:5]] + \
             ([f"{self.out_name}: ... and {len(missing) - 5} more missing files"] if len(missing) > 5 else [])
 

@@ -18,6 +18,13 @@ def eval_verb(model: str = typer.Option("embedded", help="Hub id, local folder, 
               backend: str = typer.Option("auto", help="auto (vLLM on CUDA when installed, else transformers), "
                                                        "hf, vllm or another registered backend"),
               sample: Optional[int] = typer.Option(None, help="a seeded random subset of N items per benchmark"),
+              sets: Optional[list[str]] = typer.Option(None, "--set", metavar="BENCH.KEY=VALUE",
+                                                       help="a benchmark's setting, repeatable: BENCH is a name from "
+                                                            "--benchmarks (or its registered benchmark, e.g. spider "
+                                                            "for every spider split), KEY one of its settings "
+                                                            "('sqlshift benchmarks'; dotted for nested ones), VALUE "
+                                                            "YAML; e.g. --set mmlu.subjects=all --set "
+                                                            "spider-dev.batch_size=8"),
               data_dir: Optional[Path] = typer.Option(None, help="data folder ('sqlshift layout'); default: "
                                                                  "$SQLSHIFT_DATA_DIR, else the embedded demo"),
               out: Optional[Path] = out_option("run directory: models/<key>/<benchmark>/ results.jsonl and "
@@ -27,14 +34,22 @@ def eval_verb(model: str = typer.Option("embedded", help="Hub id, local folder, 
     """Score one model on some benchmarks (no training) and write what 'sqlshift run' writes.
 
     The same files, cache and report as a study with only a baseline (or, with --adapter, only that adapted
-    model): rerun the same command to resume."""
+    model): rerun the same command to resume. Each benchmark runs with its defaults ('sqlshift benchmarks' lists
+    them) unless --set changes one, e.g.
+
+    \b
+      sqlshift eval --benchmarks spider-dev,mmlu --set mmlu.subjects=all --set spider-dev.batch_size=8 -o OUT
+
+    On the embedded demo data MMLU scores every demo subject (its default, the seed preset's three subjects,
+    needs the real MMLU folder)."""
     from sqlshift.study.evaluate import eval_config
     from sqlshift.study.runner import run_study
 
     out = out_folder(need(out), "run directory")
     check_model(model)
     names = [b.strip() for b in benchmarks.split(",") if b.strip()]
-    cfg = eval_config(model, names, adapter=adapter, backend=backend, sample=sample, data_dir=data_dir)
+    cfg = eval_config(model, names, adapter=adapter, backend=backend, sample=sample, data_dir=data_dir,
+                      sets=sets or [])
     run_study(cfg, out, allow_below_chance=allow_below_chance)
 
 

@@ -20,6 +20,9 @@ from sqlshift.outputs import atomic_write_bytes, refuse_link
 TRAIN_DBS = ("library", "school", "shop")
 DEV_DBS = ("library", "school", "shop", "league")
 SUBJECTS = ("general_science", "world_geography", "everyday_math")
+#: benchmark settings the demo data needs where a default assumes real data: MMLU's default (the seed preset's three
+#: subjects) is not in the demo quiz, so on the demo MMLU means every subject found (what default.yaml sets)
+DEMO_SETTINGS: dict[str, dict[str, str]] = {"mmlu": {"subjects": "all"}}
 
 _SPIDER_FILES = {"train.json": "train_spider.json", "dev.json": "dev.json", "tables.json": "tables.json",
                  "dev_gold.sql": "dev_gold.sql"}

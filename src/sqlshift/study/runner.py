@@ -322,7 +322,12 @@ def plan(cfg: ExperimentConfig, benches: list[Benchmark]) -> str:
     """One line saying how much work the study is, so a user knows what to expect before it starts."""
     points = (1 if cfg.baseline else 0) + len(cfg.runs) + sum(len(r.lambdas) for r in cfg.runs)
     names = ", ".join(b.out_name + (f" (sample {b.settings.sample})" if b.settings.sample else "") for b in benches)
-    return (f"{len(cfg.runs)} training run(s); {points} model(s) (plus any listed checkpoints) "
+    trained = sum(r.adapter is None for r in cfg.runs)
+    if trained == 0:  # sqlshift eval, or a study of given adapters: nothing to train, no checkpoints
+        models = ", ".join((["baseline"] if cfg.baseline else []) + [r.name for r in cfg.runs])
+        return (f"score {points} model{'s' * (points != 1)} ({models}) on {len(benches)} "
+                f"benchmark{'s' * (len(benches) != 1)}: {names}")
+    return (f"{trained} training run(s); {points} model(s) (plus any listed checkpoints) "
             f"x {len(benches)} benchmark(s): {names}")
 
 
