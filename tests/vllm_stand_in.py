@@ -54,14 +54,31 @@ class FakeLLM:
                 row = lambda i, t: SimpleNamespace(logprob=float(lp[i, t]), rank=int((lp[i] >= lp[i, t]).sum()))  # noqa
                 plp = [None] + [{t: row(i - 1, t)} for i, t in enumerate(ids) if i]
                 return SimpleNamespace(prompt_logprobs=plp, outputs=[])
-            assert sp.ignore_eos and sp.temperature == 0.0
-            new = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=sp.max_tokens,
-                                 do_sample=False, eos_token_id=sp.stop_token_ids, pad_token_id=sp.stop_token_ids[0])
-        out = new[0, len(ids):].tolist()
+            assert sp.ignore_eos
+            new = self.decode(model, x, sp)
+        return SimpleNamespace(prompt_logprobs=None, outputs=[self.done(row[len(ids):].tolist(), sp) for row in new])
+
+    @staticmethod
+    def decode(model: Any, x: Any, sp: Any) -> Any:
+        """Greedy at temperature 0; else ``n`` samples (top-k off, as vLLM's 0), seeded per request as vLLM is."""
+        import torch
+
+        common = dict(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=sp.max_tokens,
+                      eos_token_id=sp.stop_token_ids, pad_token_id=sp.stop_token_ids[0])
+        if sp.temperature == 0.0:
+            return model.generate(**common, do_sample=False)
+        assert sp.top_k in (0, -1) and sp.seed is not None
+        with torch.random.fork_rng(devices=[], device_type="cpu"):
+            torch.manual_seed(sp.seed)
+            return model.generate(**common, do_sample=True, num_return_sequences=sp.n, temperature=sp.temperature,
+                                  top_p=sp.top_p, top_k=0)
+
+    @staticmethod
+    def done(out: list[int], sp: Any) -> Any:
+        """One completion as vLLM returns it: ids up to and including the first stop id, and why it ended."""
         stop = next((i for i, t in enumerate(out) if t in sp.stop_token_ids), None)
-        done = SimpleNamespace(token_ids=out if stop is None else out[:stop + 1],
+        return SimpleNamespace(token_ids=out if stop is None else out[:stop + 1],
                                finish_reason="length" if stop is None else "stop")
-        return SimpleNamespace(prompt_logprobs=None, outputs=[done])
 
 
 def install_stand_in(monkeypatch: pytest.MonkeyPatch) -> type[FakeLLM]:

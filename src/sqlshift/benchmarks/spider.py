@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import Field
 from sqlshift.data.layout import HINT as LAYOUT_HINT
 from sqlshift.lm.api import LM, GenerateRequest
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
+from sqlshift.benchmarks.voting import DecodingSettings
 from sqlshift.errors import EmptyPredictions
 from sqlshift.jsonl import read_jsonl
 from sqlshift.outputs import open_append
@@ -40,6 +42,7 @@ class SpiderSettings(BenchmarkSettings):
     ex_mode: Literal["official", "simple"] = "official"
     timeout_s: float = Field(30.0, gt=0)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
+    decoding: DecodingSettings = Field(default_factory=DecodingSettings)  # greedy, or samples and a vote
 
 
 def prediction_record(example: Any, text: str, n_tokens: int, hit_limit: bool, prompt: Any) -> dict[str, Any]:
@@ -89,11 +92,20 @@ class SpiderBenchmark(Benchmark):
     settings: SpiderSettings
 
     def default_name(self) -> str:
-        return f"spider-{self.settings.split}"
+        d = self.settings.decoding
+        return f"spider-{self.settings.split}" + (f"-vote{d.samples}" if d.voting else "")
 
     @property
     def label(self) -> str:
-        return f"EX ({self.settings.split})"
+        d = self.settings.decoding
+        return f"EX ({self.settings.split}" + (f", voted over greedy + {d.samples} samples)" if d.voting else ")")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Greedy decoding leaves ``decoding`` out, so the cache keys of studies from before the option hold."""
+        fp = super().fingerprint()
+        if not self.settings.decoding.voting:
+            fp["settings"].pop("decoding", None)
+        return fp
 
     def spider_root(self) -> Path:
         """The folder ``load_spider`` reads: a data folder holding ``spider/`` or a Spider folder itself."""
@@ -148,13 +160,32 @@ class SpiderBenchmark(Benchmark):
         from sqlshift.sql.execution import Pair, judge_pairs
 
         s, split = self.settings, self.split_data()
+        t0 = time.monotonic()
         prompts = [self._builder.build(e) for e in chunk]
-        gens = lm.generate([GenerateRequest(p.text, s.max_new_tokens) for p in prompts], batch_size=s.batch_size,
-                           desc=f"generate {split.name}")
+        requests = [GenerateRequest(p.text, s.max_new_tokens) for p in prompts]
+        gens = lm.generate(requests, batch_size=s.batch_size, desc=f"generate {split.name}")
         recs = [prediction_record(e, g.text, g.n_tokens, g.hit_limit, p) for e, p, g in zip(chunk, prompts, gens)]
+        if s.decoding.voting:
+            return self.voted_rows(lm, chunk, requests, recs, time.monotonic() - t0)
         pairs = [Pair(str(split.db_path(e.db_id)), r["sql"], e.query) for e, r in zip(chunk, recs)]
         verdicts = judge_pairs(pairs, self._sandbox, mode=s.ex_mode)
         return [ex_row(e, r, v) for e, r, v in zip(chunk, recs, verdicts)]
+
+    def voted_rows(self, lm: LM, chunk: Sequence[Any], requests: Sequence[GenerateRequest],
+                   recs: Sequence[dict[str, Any]], greedy_s: float) -> list[dict[str, Any]]:
+        """Rows scoring the voted SQL, each with the greedy SQL's verdict, the samples and the vote beside it."""
+        from sqlshift.benchmarks.voting import judge_both, paired_fields, sample_and_vote
+
+        s, split = self.settings, self.split_data()
+        dbs = [str(split.db_path(e.db_id)) for e in chunk]
+        greedy = [r["sql"] for r in recs]
+        cand = sample_and_vote(lm, requests, dbs, greedy, s.decoding, self._sandbox, s.ex_mode, s.batch_size,
+                               split.name)
+        voted = [cand.voted(i, g) for i, g in enumerate(greedy)]
+        greedy_v, voted_v = judge_both(dbs, [e.query for e in chunk], greedy, voted, self._sandbox, s.ex_mode)
+        share = {k: v / len(chunk) for k, v in {"greedy": greedy_s, **cand.seconds}.items()}
+        return [ex_row(e, r | {"sql": v}, vv) | paired_fields(r["sql"], gv, cand.samples[i], cand.votes[i], share)
+                for i, (e, r, v, gv, vv) in enumerate(zip(chunk, recs, voted, greedy_v, voted_v))]
 
     def counted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Gold SQL that fails on its own database judges nothing: those rows are listed, not counted."""
@@ -188,7 +219,13 @@ class SpiderBenchmark(Benchmark):
                 "generation": {"n": len(rows), "hit_limit": sum(bool(r.get("hit_limit")) for r in rows),
                                "multi_line_extraction": sum(r.get("extraction") != "first_line" for r in rows),
                                "empty": empty},
-                "n_empty": empty, "n_predictions": len(rows)}
+                "n_empty": empty, "n_predictions": len(rows)} | self.vote_fields(rows, scored)
+
+    def vote_fields(self, rows: Sequence[dict[str, Any]], scored: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """A voting benchmark's greedy EX, paired test, vote counts and seconds (nothing when greedy)."""
+        from sqlshift.benchmarks.voting import vote_summary
+
+        return vote_summary(rows, scored, self.settings.decoding) if self.settings.decoding.voting else {}
 
     def problems(self, metrics: dict[str, Any]) -> list[Exception]:
         n = metrics.get("n_predictions", 0)
@@ -199,7 +236,7 @@ class SpiderBenchmark(Benchmark):
 
 
 PREDICTION_KEYS = ("index", "db_id", "sql", "raw", "n_new_tokens", "hit_limit", "extraction", "prompt_tokens",
-                   "truncated")
+                   "truncated", "greedy_sql", "samples", "vote")
 
 
 def ex_row(example: Any, rec: dict[str, Any], verdict: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The model contract: :class:`LM` (greedy generations, log-likelihoods, LoRA adapters around them), its request
-and answer types, and the backend registry (:data:`BACKENDS`: a new backend is one module plus one line here)."""
+"""The model contract: :class:`LM` (greedy generations, seeded samples, log-likelihoods, LoRA adapters around
+them), its request and answer types, and the backend registry (:data:`BACKENDS`: a new backend is one module plus
+one line here)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ class Generation:
     text: str
     n_tokens: int
     hit_limit: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How :meth:`LM.sample` draws: ``n`` continuations per prompt at ``temperature`` with nucleus ``top_p`` (no
+    top-k: a model's own generation config does not narrow it), seeded so the same call draws the same samples."""
+
+    n: int
+    temperature: float
+    top_p: float = 1.0
+    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +112,13 @@ class LM(abc.ABC):
     def generate(self, requests: Sequence[GenerateRequest], *, batch_size: int | None = None,
                  desc: str = "generate") -> list[Generation]:
         """Greedy generations, in request order (``batch_size`` is a hint; a backend may schedule its own)."""
+
+    def sample(self, requests: Sequence[GenerateRequest], sampling: Sampling, *, batch_size: int | None = None,
+               desc: str = "sample") -> list[list[Generation]]:
+        """``sampling.n`` sampled generations per request, in request order (each cut as :meth:`generate` cuts).
+        Not abstract: a backend that cannot sample says so when a benchmark asks it to."""
+        raise ConfigError(f"backend {self.backend} cannot sample (a benchmark's decoding.samples asks it to)",
+                          "use backend hf or vllm, or set decoding.samples: 0")
 
     @abc.abstractmethod
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], *, batch_size: int | None = None,

@@ -1,9 +1,10 @@
 """The transformers + peft implementation of :class:`sqlshift.lm.api.LM` (CPU, tests, any machine without vLLM).
 
-Generation is batched greedy decoding, longest prompts first, stopping at every end-of-turn token and at the
-request's stop strings. Log-likelihoods are batched forward passes with left padding and position ids counted from
-each sequence's first real token, so a padded sequence scores as it would alone (checked once per call). Requests
-whose continuation is a single token share one forward pass per distinct context (multiple-choice letters).
+Generation is batched greedy decoding (or seeded sampling), longest prompts first, stopping at every end-of-turn
+token and at the request's stop strings. Log-likelihoods are batched forward passes with left padding and position
+ids counted from each sequence's first real token, so a padded sequence scores as it would alone (checked once per
+call). Requests whose continuation is a single token share one forward pass per distinct context (multiple-choice
+letters).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.lm.api import GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.api import GenerateRequest, Generation, LoglikelihoodRequest, Sampling
 from sqlshift.lm.base import TokenLM
 
 log = logging.getLogger(__name__)
@@ -122,9 +123,25 @@ class HFLM(TokenLM):
     def generate(self, requests: Sequence[GenerateRequest], *, batch_size: int | None = None,
                  desc: str = "generate") -> list[Generation]:
         """Greedy generations; requests are grouped by (limit, stops), then batched longest first."""
+        return [gens[0] for gens in self.run_batches(requests, None, batch_size or self.batch_size, desc)]
+
+    def sample(self, requests: Sequence[GenerateRequest], sampling: Sampling, *, batch_size: int | None = None,
+               desc: str = "sample") -> list[list[Generation]]:
+        """``sampling.n`` samples per request. A batch holds ``batch_size // n`` prompts (as many sequences as a
+        greedy batch); one seeded stream for the whole call, on a forked RNG so the global one is left as it was."""
+        import torch
+
+        dev = self.model.device
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], device_type=dev.type):
+            torch.manual_seed(sampling.seed)
+            return self.run_batches(requests, sampling, max(1, (batch_size or self.batch_size) // sampling.n), desc)
+
+    def run_batches(self, requests: Sequence[GenerateRequest], sampling: Sampling | None, batch_size: int,
+                    desc: str) -> list[list[Generation]]:
+        """Every request's generations (one when greedy), grouped by (limit, stops), batched longest first."""
         from tqdm import tqdm
 
-        out: list[Generation | None] = [None] * len(requests)
+        out: list[list[Generation] | None] = [None] * len(requests)
         groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.max_new_tokens, r.stop), []).append(i)
@@ -132,16 +149,19 @@ class HFLM(TokenLM):
         self.model.eval()
         with tqdm(total=len(requests), desc=desc, disable=not requests) as bar:
             for (limit, stops), members in groups.items():
-                for batch in length_sorted([len(encoded[i]) for i in members], batch_size or self.batch_size):
+                for batch in length_sorted([len(encoded[i]) for i in members], batch_size):
                     idx = [members[j] for j in batch]
-                    for i, g in zip(idx, self.decode([encoded[i] for i in idx], limit, stops, progress=bar)):
-                        out[i] = g
+                    gens = self.decode([encoded[i] for i in idx], limit, stops, progress=bar, sampling=sampling)
+                    k = sampling.n if sampling else 1
+                    for n, i in enumerate(idx):
+                        out[i] = gens[n * k:(n + 1) * k]
                     bar.update(len(idx))
         return [g for g in out if g is not None]
 
     def decode(self, seqs: list[list[int]], max_new_tokens: int, stops: tuple[str, ...],
-               progress: Any = None) -> list[Generation]:
-        """One batch of greedy decoding from token ids; text is cut at the first end-of-turn token or stop string.
+               progress: Any = None, sampling: Sampling | None = None) -> list[Generation]:
+        """One batch of decoding from token ids (greedy, or ``sampling.n`` samples per sequence, each sequence's
+        samples adjacent); text is cut at the first end-of-turn token or stop string.
 
         ``progress`` (a tqdm bar) shows the token being generated: the bar counts finished items, and the first,
         longest batch can take minutes on a CPU before any item finishes."""
@@ -154,11 +174,13 @@ class HFLM(TokenLM):
         extra: dict[str, Any] = {"stop_strings": list(stops), "tokenizer": tok} if stops else {}
         if progress is not None:
             extra["stopping_criteria"] = token_ticker(progress, max_new_tokens)
+        how = (dict(do_sample=True, num_return_sequences=sampling.n, temperature=sampling.temperature,
+                    top_p=sampling.top_p, top_k=0) if sampling else
+               dict(do_sample=False, temperature=None, top_p=None, top_k=None))
         with torch.inference_mode():
             gen = self.model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                                      max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                      eos_token_id=stop_ids, pad_token_id=tok.pad_token_id,
-                                      temperature=None, top_p=None, top_k=None, **extra)
+                                      max_new_tokens=max_new_tokens, num_beams=1,
+                                      eos_token_id=stop_ids, pad_token_id=tok.pad_token_id, **how, **extra)
         return [self.finish(row, stops, max_new_tokens, stop_ids) for row in gen[:, ids.shape[1]:].tolist()]
 
     # ---- log-likelihood ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sqlshift.lm.api import BackendSettings, GenerateRequest, Generation, LoglikelihoodRequest
+from sqlshift.lm.api import BackendSettings, GenerateRequest, Generation, LoglikelihoodRequest, Sampling
 from sqlshift.lm.base import TokenLM
 from sqlshift.errors import ConfigError, ModelError
 
@@ -360,7 +360,17 @@ class VLLMLM(TokenLM):
     def generate(self, requests: Sequence[GenerateRequest], *, batch_size: int | None = None,
                  desc: str = "generate") -> list[Generation]:
         """Greedy generations, all submitted at once (vLLM schedules; ``batch_size`` is ignored)."""
-        from vllm import SamplingParams
+        return [gens[0] for gens in self.run_requests(requests, None, desc)]
+
+    def sample(self, requests: Sequence[GenerateRequest], sampling: Sampling, *, batch_size: int | None = None,
+               desc: str = "sample") -> list[list[Generation]]:
+        """``sampling.n`` samples per request (``SamplingParams(n, temperature, top_p, seed)``); the seed is per
+        request, so a prompt draws the same samples whatever else is in the call (a resumed run included)."""
+        return self.run_requests(requests, sampling, desc)
+
+    def run_requests(self, requests: Sequence[GenerateRequest], sampling: Sampling | None,
+                     desc: str) -> list[list[Generation]]:
+        """Every request's generations (one when greedy), submitted at once."""
         from vllm.inputs import TokensPrompt
 
         if not requests:
@@ -369,16 +379,23 @@ class VLLMLM(TokenLM):
         params: dict[tuple[int, tuple[str, ...]], Any] = {}
         for r in requests:
             if (r.max_new_tokens, r.stop) not in params:
-                # ignore_eos: stop at our ids only, as HF generate with eos_token_id=stop_ids does
-                params[(r.max_new_tokens, r.stop)] = SamplingParams(
-                    temperature=0.0, max_tokens=r.max_new_tokens, stop=list(r.stop) or None,
-                    stop_token_ids=stop_ids, ignore_eos=True, repetition_penalty=self.penalty)
+                params[(r.max_new_tokens, r.stop)] = self.params(r, stop_ids, sampling)
         prompts = [TokensPrompt(prompt_token_ids=self.clip(self.encode_context(r.prompt), r.max_new_tokens))
                    for r in requests]
         outs = self.llm.generate(prompts, [params[(r.max_new_tokens, r.stop)] for r in requests],
                                  lora_request=self._lora, use_tqdm=self.bar(desc))
-        return [self.finish(list(o.outputs[0].token_ids), r.stop, r.max_new_tokens, stop_ids)
+        return [[self.finish(list(c.token_ids), r.stop, r.max_new_tokens, stop_ids) for c in o.outputs]
                 for r, o in zip(requests, outs)]
+
+    def params(self, r: GenerateRequest, stop_ids: list[int], sampling: Sampling | None) -> Any:
+        """Greedy, or seeded sampling with top-k off (0: all tokens), both stopping at our ids only (``ignore_eos``,
+        as HF ``generate`` with ``eos_token_id=stop_ids`` does) under the model's repetition penalty."""
+        from vllm import SamplingParams
+
+        how: dict[str, Any] = ({"n": sampling.n, "temperature": sampling.temperature, "top_p": sampling.top_p,
+                                "top_k": 0, "seed": sampling.seed} if sampling else {"temperature": 0.0})
+        return SamplingParams(**how, max_tokens=r.max_new_tokens, stop=list(r.stop) or None,
+                              stop_token_ids=stop_ids, ignore_eos=True, repetition_penalty=self.penalty)
 
     # ---- log-likelihood ---------------------------------------------------------------------------------
     def sequences(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[tuple[int, ...], int]]:

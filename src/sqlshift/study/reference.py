@@ -97,6 +97,7 @@ def section(title: str, cls: type[BaseModel], intro: str = "", skip: tuple[str, 
 def reference_markdown() -> str:
     """The whole reference: the study, its sections, then each benchmark's settings (common keys once)."""
     from sqlshift.benchmarks.api import BenchmarkSettings, available, get_benchmark
+    from sqlshift.benchmarks.voting import DecodingSettings
     from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec
     from sqlshift.study.executors import RaySettings
     from sqlshift.sql.prompts import PromptConfig
@@ -114,6 +115,7 @@ def reference_markdown() -> str:
         doc = (inspect.getdoc(cls) or "").splitlines()[0]
         parts += section(f"`benchmark: {name}`", cls.Settings, intro=f"{doc} Axis: {cls.axis}; beside the common "
                                                                       "keys:", skip=common)
+    parts += section("`decoding:` (spider): greedy, or samples and a vote", DecodingSettings)
     parts += section("Training presets and a run's `overrides:`", TrainConfig,
                      intro="The keys of a training YAML (`configs/train/`, `sqlshift train CONFIG`) and of a run's "
                            "`overrides:` (dotted for a section: `lora.r: 16`).")
