@@ -93,6 +93,20 @@ def test_results_compare_as_ex_does_row_order_and_columns_and_distinct(demo: Pat
     assert v.groups == [[0, 2], [1]] and v.chosen == 0
 
 
+def test_empty_results_are_one_result_whatever_their_columns(demo: Path, sandbox: SqlSandbox) -> None:
+    v = vote(demo, sandbox, "SELECT name FROM author WHERE 0", "SELECT name, country FROM author WHERE 1 = 0",
+             "SELECT count(*) FROM author")
+    assert (v.groups, v.chosen, v.rule) == ([[0, 1], [2]], 0, "majority")
+
+
+def test_a_vote_on_a_real_spider_database(data_dir: Path, sandbox: SqlSandbox) -> None:
+    db = str(data_dir / "spider" / "database" / "concert_singer" / "concert_singer.sqlite")
+    sqls = ["SELECT name FROM singer", "SELECT count(*) FROM singer", "SELECT COUNT(singer_id) FROM singer",
+            "SELECT count(*) FROM singers", "SELECT count(DISTINCT singer_id) FROM singer"]
+    v = vote_many([(db, sqls)], sandbox)[0]
+    assert (v.chosen, v.rule, v.groups, v.failed) == (1, "majority", [[0], [1, 2, 4]], [3])
+
+
 def test_textually_equal_candidates_each_count(demo: Path, sandbox: SqlSandbox) -> None:
     v = vote(demo, sandbox, "SELECT count(*) FROM book", "SELECT count(*) FROM author", "SELECT count(*) FROM author",
              "SELECT count(*) FROM author")
