@@ -10,8 +10,8 @@ import yaml
 
 from sqlshift.errors import ConfigError, ScorerFailure
 from sqlshift.train.trainer import (TrainConfig, build_training_rows, check_mask_coverage, load_train_config, make_trainer,
-                                    n_replay_for, parse_overrides, resolve_train_config, tokenize_like_trl, train,
-                                    validate_train_overrides, verify_trainer_dataset)
+                                    n_replay_for, parse_overrides, resolve_train_config, tokenize_like_trl,
+                                    tokenize_rows_like_trl, train, validate_train_overrides, verify_trainer_dataset)
 from test_prompts import make_tiny_spider
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
@@ -126,6 +126,14 @@ def test_completion_only_masking_matches_trl(tok, tiny_model_dir: Path, spider_d
     trainer = make_trainer(model, tok, rows, cfg, tmp_path / "out")
     assert summary["n_spider"] == 16 and summary["prompt_stats"]["n_truncated"] == 0
     verify_trainer_dataset(trainer.train_dataset, tok, rows, cfg.max_length)  # trl's own labels agree
+    # tokenised once here (batched) and handed to trl: the very rows trl's own tokenisation gives
+    tokenized = tokenize_rows_like_trl(tok, rows)
+    assert tokenized == [tokenize_like_trl(tok, r["prompt"], r["completion"], None) for r in rows]
+    given = make_trainer(model, tok, rows, cfg, tmp_path / "out2", tokenized=tokenized).train_dataset
+    assert len(given) == len(trainer.train_dataset) == len(rows)
+    for i in range(len(rows)):
+        assert list(given[i]["input_ids"]) == list(trainer.train_dataset[i]["input_ids"])
+        assert list(given[i]["labels"]) == list(trainer.train_dataset[i]["labels"])
 
 
 def test_mask_guard_rejects_unsupervised_example(tok) -> None:

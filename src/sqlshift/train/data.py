@@ -1,9 +1,9 @@
 """Training rows for :mod:`sqlshift.train.trainer`: Spider prompt/completion pairs, replay mixing and the mask guard.
 
 Prompts are rendered by :mod:`sqlshift.sql.prompts` (the same text generation sees); the completion is the bare SQL +
-end-of-turn token, and trl's ``completion_only_loss`` masks the prompt. :func:`check_mask_coverage` re-tokenises
-exactly as trl does and refuses to train when an example would contribute no supervised token or leak prompt tokens
-into the loss.
+end-of-turn token, masked out of the loss as trl's ``completion_only_loss`` would. The rows are tokenised once, as trl
+does (:func:`tokenize_rows_like_trl`); :func:`check_mask_coverage` refuses to train when an example would contribute
+no supervised token or leak prompt tokens into the loss, and trl trains on exactly those ids.
 """
 
 from __future__ import annotations
@@ -131,16 +131,29 @@ def replay_rows(tok: Any, cfg: TrainConfig, n: int) -> list[dict[str, Any]]:
 
 def tokenize_like_trl(tok: Any, prompt: str, completion: str, max_length: int | None) -> tuple[list[int], list[int], int]:
     """(input_ids, labels, prompt token count) as trl's SFTTrainer builds them for a string prompt-completion row
-    with completion_only_loss (tokenise prompt and prompt+completion, mask the common prefix, keep_start truncation)."""
+    with completion_only_loss (EOS appended when missing, tokenise prompt and prompt+completion, mask the common
+    prefix, keep_start truncation)."""
+    return tokenize_rows_like_trl(tok, [{"prompt": prompt, "completion": completion}], max_length)[0]
+
+
+def tokenize_rows_like_trl(tok: Any, rows: list[dict[str, Any]],
+                           max_length: int | None = None) -> list[tuple[list[int], list[int], int]]:
+    """:func:`tokenize_like_trl` for many rows in two batched tokenizer calls (a fast tokenizer encodes a batch on
+    all cores): the training data is tokenised once, here, and trl receives the ids instead of redoing it."""
     from trl.data_utils import common_prefix_length
 
-    prompt_ids = tok(text=prompt)["input_ids"]
-    ids = tok(text=prompt + completion)["input_ids"]
-    n_prompt = common_prefix_length(prompt_ids, ids)
-    labels = [-100] * n_prompt + ids[n_prompt:]
-    if max_length is not None:
-        ids, labels = ids[:max_length], labels[:max_length]
-    return ids, labels, len(prompt_ids)
+    eos = tok.eos_token or ""
+    completions = [r["completion"] if r["completion"].endswith(eos) else r["completion"] + eos for r in rows]
+    prompt_ids = tok(text=[r["prompt"] for r in rows])["input_ids"]
+    full_ids = tok(text=[r["prompt"] + c for r, c in zip(rows, completions)])["input_ids"]
+    out = []
+    for p_ids, ids in zip(prompt_ids, full_ids):
+        n_prompt = common_prefix_length(p_ids, ids)
+        labels = [-100] * n_prompt + ids[n_prompt:]
+        if max_length is not None:
+            ids, labels = ids[:max_length], labels[:max_length]
+        out.append((list(ids), labels, len(p_ids)))
+    return out
 
 
 def _show(row: dict[str, Any]) -> str:
@@ -149,16 +162,17 @@ def _show(row: dict[str, Any]) -> str:
     return f"{row.get('id', '?')}: prompt ...{p[-160:]!r} completion {row['completion'][:120]!r}"
 
 
-def check_mask_coverage(tok: Any, rows: list[dict[str, Any]], max_length: int | None) -> dict[str, Any]:
+def check_mask_coverage(tok: Any, rows: list[dict[str, Any]], max_length: int | None,
+                        tokenized: list[tuple[list[int], list[int], int]] | None = None) -> dict[str, Any]:
     """Refuse to train on rows with no supervised token or with prompt tokens in the loss; return coverage stats.
+    ``tokenized``: the rows' :func:`tokenize_rows_like_trl` (untruncated), when the caller has it already.
 
     Raises ScorerFailure naming the first offending rows. Also counts completions cut by ``max_length`` (the
     model then never sees their end-of-turn token)."""
     no_target, leaked, cut = [], [], []
     supervised, lengths = [], []
     eos = tok.eos_token_id
-    for row in rows:
-        ids, labels, n_prompt = tokenize_like_trl(tok, row["prompt"], row["completion"], None)
+    for row, (ids, labels, n_prompt) in zip(rows, tokenized or tokenize_rows_like_trl(tok, rows)):
         lengths.append(len(ids))
         if max_length is not None:
             ids, labels = ids[:max_length], labels[:max_length]
@@ -216,18 +230,25 @@ def build_training_rows(tok: Any, cfg: TrainConfig) -> tuple[list[dict[str, Any]
     return mixed, summary
 
 
-def rows_dataset(rows: list[dict[str, Any]], args: Any, output_dir: Path) -> Any:
-    """The prompt/completion rows as a ``datasets.Dataset`` for trl.
+def rows_dataset(rows: list[dict[str, Any]], args: Any, output_dir: Path,
+                 tokenized: list[tuple[list[int], list[int], int]] | None = None) -> Any:
+    """The rows as a ``datasets.Dataset`` for trl: their ids and labels when ``tokenized`` (what the mask guard
+    checked is then exactly what trains), else prompt/completion text for trl to tokenise.
 
     Under several ranks, rank 0 writes them to ``<output_dir>/prepared-data/<hash>`` and every rank reads them back:
     trl tokenises rank 0 first, then the others, and only a dataset backed by files lets datasets cache that work,
     so the other ranks load rank 0's result instead of redoing it while rank 0 waits at the barrier."""
     from datasets import Dataset, load_from_disk
 
-    ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    if tokenized is not None:  # trl takes tokenised rows as they are (then truncates to its max_length)
+        ds = Dataset.from_dict({"input_ids": [ids for ids, _, _ in tokenized],
+                                "labels": [labels for _, labels, _ in tokenized]})
+    else:
+        ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     if args.world_size <= 1:
         return ds
-    digest = hashlib.sha256(json.dumps([[r["prompt"], r["completion"]] for r in rows]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([[r["prompt"], r["completion"]] for r in rows] + [tokenized is not None])
+                            .encode()).hexdigest()[:16]
     folder = Path(output_dir) / PREPARED / digest
     with args.main_process_first(local=False, desc="training data"):
         if args.process_index == 0 and not (folder / "state.json").is_file():

@@ -39,13 +39,13 @@ from sqlshift.train.config import (PRESETS_DIR, DataSettings, LoraSettings, Repl
                                    resolve_train_config, validate_train_overrides)
 from sqlshift.train.data import (PREPARED, build_training_rows, check_mask_coverage, n_replay_for, read_replay_jsonl,
                                  replay_rows, rows_dataset, select_spider_examples, spider_root, spider_rows,
-                                 tokenize_like_trl, verify_trainer_dataset)
+                                 tokenize_like_trl, tokenize_rows_like_trl, verify_trainer_dataset)
 
 __all__ = ["PRESETS_DIR", "DataSettings", "LoraSettings", "ReplaySettings", "TrainConfig", "TrainingDiverged",
            "apply_overrides", "available_presets", "build_training_rows", "check_mask_coverage", "load_train_config",
            "make_trainer", "n_replay_for", "parse_overrides", "read_replay_jsonl", "replay_rows",
            "resolve_train_config", "run_train", "select_spider_examples", "spider_root", "spider_rows",
-           "tokenize_like_trl", "train", "validate_train_overrides", "verify_trainer_dataset"]
+           "tokenize_like_trl", "tokenize_rows_like_trl", "train", "validate_train_overrides", "verify_trainer_dataset"]
 
 log = logging.getLogger(__name__)
 # transformers 5 renames gradient -> activation checkpointing; trl and peft still use the old names internally
@@ -234,13 +234,13 @@ def quiet_library_warnings() -> Iterator[None]:
 
 
 def make_trainer(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: TrainConfig, output_dir: Path,
-                 path: SpeedPath | None = None) -> Any:
-    """SFTTrainer on prompt/completion rows, with LoRA when enabled."""
+                 path: SpeedPath | None = None, tokenized: list[tuple[list[int], list[int], int]] | None = None) -> Any:
+    """SFTTrainer on the rows (their ids and labels when ``tokenized``), with LoRA when enabled."""
     from trl import SFTTrainer
 
     args = sft_config(cfg, output_dir, path)
     with quiet_library_warnings(), no_dataset_bars():
-        trainer = SFTTrainer(model=model, args=args, train_dataset=rows_dataset(rows, args, output_dir),
+        trainer = SFTTrainer(model=model, args=args, train_dataset=rows_dataset(rows, args, output_dir, tokenized),
                              processing_class=tok, peft_config=lora_config(cfg))
     return with_loss_bar(trainer)
 
@@ -362,11 +362,12 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
                             attn_implementation=path.attn_implementation)
     tok.padding_side = "right"  # trl pads itself; right padding is the training convention
     rows, summary = build_training_rows(tok, cfg)
-    summary["mask"] = check_mask_coverage(tok, rows, cfg.max_length)
+    tokenized = tokenize_rows_like_trl(tok, rows)  # once: the mask guard checks these ids and trl trains on them
+    summary["mask"] = check_mask_coverage(tok, rows, cfg.max_length, tokenized)
     trl_max_length = check_rows_fit(summary["mask"], cfg, path)
     summary["model"] = describe(model) | {"spec": cfg.model, "load_in_4bit": q4}
     summary["speed_path"] = path.describe()
-    trainer = make_trainer(model, tok, rows, cfg, output_dir, path)
+    trainer = make_trainer(model, tok, rows, cfg, output_dir, path, tokenized)
     trainer.add_callback(stop_on_non_finite())
     log.info("training on %d process(es), this is process %d", trainer.args.world_size, trainer.args.process_index)
     if trainer.args.world_size > 1:  # the same files on every process: tokenised once (data.rows_dataset)
