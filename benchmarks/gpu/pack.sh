@@ -40,7 +40,14 @@ cp -r "$DATA/mmlu" "$STAGE/data/"
 cp "$DL"/study/*.whl "$STAGE/whl/"
 rm -rf .carry/parts && mkdir -p .carry/parts
 tar -C "$STAGE" -cf - data whl | split -b ${PART_MB}M -d -a 2 - .carry/s.
-tar -C "$DL/vllm" -cf - . | split -b ${PART_MB}M -d -a 2 - .carry/v.
+# only the listed wheels: the download folder keeps every wheel an earlier, longer list fetched
+VW=$(python3 -c "
+import sys; from pathlib import Path
+want = {l.strip() for l in open(sys.argv[1]) if l.strip() and not l.startswith('#')}
+req = lambda w: (lambda n, v: f\"{n.replace('_', '-').lower()}=={v}\")(*w.name.split('-')[:2])
+print(' '.join(sorted(w.name for w in Path(sys.argv[2]).glob('*.whl') if req(w) in want)))" $VLIST "$DL/vllm")
+echo "vLLM wheels: $(echo $VW | wc -w) of the $(grep -vc '^#' $VLIST) listed"
+tar -C "$DL/vllm" -cf - $VW | split -b ${PART_MB}M -d -a 2 - .carry/v.
 [ "${WITH_QWEN:-0}" = 1 ] && split -b ${PART_MB}M -d -a 2 "$DL/qwen/qwen15.gguf" .carry/q.
 rm -rf "$STAGE"
 n=0
