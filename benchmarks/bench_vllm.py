@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.8)
     p.add_argument("--max-num-batched-tokens", type=int, default=None, help="vLLM scheduling limit (default: vLLM's)")
     p.add_argument("--max-num-seqs", type=int, default=None, help="vLLM scheduling limit (default: vLLM's)")
+    p.add_argument("--tuned", default=None, metavar="K=V,...",
+                   help="then a second engine in this process with these scheduling limits (e.g. "
+                        "max_num_batched_tokens=65536,max_num_seqs=1024): MMLU letter again, seconds and same answers")
     p.add_argument("--out", default="bench_vllm_out")
     return p.parse_args()
 
@@ -176,6 +179,28 @@ def main() -> None:
     emit(out, {"task": "imported", "in_process_engine": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0",
                "top_level_modules": imported_top_level()})
     vl.close()  # an engine left to interpreter exit aborts it (rc 134, "terminate called without an active exception")
+    if a.tuned and data["questions"]:
+        time_tuned_engine(a, data, res_vl, out)
+
+
+def time_tuned_engine(a: argparse.Namespace, data: dict[str, Any], res_vl: dict[str, Any], out: Path) -> None:
+    """MMLU letter through a second engine with other scheduling limits, against the default engine's run above
+    (same process, same requests): seconds, the ratio, and how many answers stayed the same."""
+    from sqlshift.lm.vllm import VLLMLM
+
+    knobs = {k: int(v) for k, v in (kv.split("=", 1) for kv in a.tuned.split(","))}
+    vl = VLLMLM(a.model, max_model_len=a.max_model_len, gpu_memory_utilization=a.gpu_memory_utilization,
+                progress=False, **knobs)
+    try:
+        row, (_, preds) = time_mmlu(vl, data["mmlu"], data["questions"], "letter", a)
+    finally:
+        vl.close()
+    base = next(r for r in map(json.loads, (out / "results.jsonl").open())
+                if r.get("backend") == "vllm" and r.get("task") == "mmlu" and r.get("mode") == "letter"
+                and "path" not in r)
+    same = sum(x == y for x, y in zip(preds, res_vl["letter"][1]))
+    emit(out, {"backend": "vllm", "task": "mmlu", "engine": "tuned", **knobs, **row,
+               "speedup_over_default": round(base["seconds"] / row["seconds"], 2), "same_answers": same})
 
 
 def imported_top_level() -> list[str]:
