@@ -4,11 +4,10 @@ greedy/voted rows with a stand-in LM that returns fixed samples, seeded sampling
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ import yaml
 from sqlshift.benchmarks.spider import SpiderBenchmark, SpiderSettings
 from sqlshift.data.demo import ensure_demo
 from sqlshift.jsonl import read_jsonl
-from sqlshift.lm.api import LM, GenerateRequest, Generation, Sampling
+from sqlshift.lm.api import GenerateRequest, Sampling
 from sqlshift.sql.sandbox import SqlSandbox
 from sqlshift.sql.vote import choose, vote_many
+from voting_runs import FixedSamples
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -119,43 +119,6 @@ GREEDY_WRONG = "How many authors are there?"
 TIE = "What are the names of members from Lakeside?"
 LOST = "List the titles of mystery books."
 NONE_RUNS = "Which countries have more than one author?"
-
-
-class WordTokenizer:
-    """What prompts need from a tokenizer: no chat template, a token per word."""
-
-    chat_template = None
-    eos_token = ""
-
-    def __call__(self, text: str, **kw: Any) -> dict[str, list[str]]:
-        return {"input_ids": text.split()}
-
-
-class FixedSamples(LM):
-    """A stand-in engine: greedy and sampled answers fixed per question (the gold query unless scripted)."""
-
-    backend = "fixed-samples"
-
-    def __init__(self, gold: dict[str, str], script: dict[str, tuple[str, list[str]]]) -> None:
-        self.tokenizer, self.gold, self.script = WordTokenizer(), gold, script
-        self.sampled: list[Sampling] = []
-
-    def answers(self, prompt: str) -> tuple[str, list[str]]:
-        q = prompt.split("\nQuestion: ")[1].split("\n")[0]
-        return self.script.get(q, (self.gold[q], [self.gold[q], "SELEC broken"]))
-
-    def generate(self, requests: Sequence[GenerateRequest], **kw: Any) -> list[Generation]:
-        return [Generation(self.answers(r.prompt)[0], 5, False) for r in requests]
-
-    def sample(self, requests: Sequence[GenerateRequest], sampling: Sampling, **kw: Any) -> list[list[Generation]]:
-        self.sampled.append(sampling)
-        return [[Generation(t, 5, False) for t in self.answers(r.prompt)[1][:sampling.n]] for r in requests]
-
-    def loglikelihood(self, requests: Any, **kw: Any) -> list[tuple[float, bool]]:
-        raise NotImplementedError
-
-    def adapter(self, path: Path | None, scale: float = 1.0) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
 
 
 def voting_bench(demo: Path, **decoding: Any) -> SpiderBenchmark:

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlshift.report.kinds as kinds
 import sqlshift.report.tables as tables
+from sqlshift.report.decoding import decoding_table
 from sqlshift.report.frontier import frontier_table, frontier_text
 from sqlshift.report.load import Study
 from sqlshift.report.render import Section, Table
@@ -89,6 +90,7 @@ def build_sections(study: Study, summary: dict[str, Any], plots: dict[str, Path]
     secs = [
         Section("Summary", headline(summary) or ["No fine-tuned model to compare with a baseline."]),
         Section("Specialty", tables=keep(*spec_tables)),
+        Section("Execution-guided decoding", tables=keep(decoding_table(summary))),
         Section("Generality", tables=keep(tables.forgetting_table(summary), tables.composite_table(summary))),
         Section("Run against run", tables=keep(tables.pairwise_table(summary))),
         Section("Trade-off", frontier_text(summary), keep(frontier_table(summary)),

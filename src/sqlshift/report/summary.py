@@ -8,6 +8,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
+from sqlshift.report.decoding import decoding_entry
 from sqlshift.report.frontier import tradeoff
 from sqlshift.report.load import BenchResult, Model, Study, diverged_runs
 from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, SCORER_FAILURE_P, composite_delta,
@@ -22,14 +23,17 @@ def is_scorer_failure(b: BenchResult) -> bool:
 
 
 def bench_entry(model: Model, base: Model | None, folder: str, alpha: float) -> dict[str, Any]:
-    """One benchmark of one model: the contract's numbers, Δ and paired test vs the baseline, validity flags."""
+    """One benchmark of one model: the contract's numbers, Δ and paired test vs the baseline, validity flags; a
+    voting benchmark adds ``decoding`` (greedy vs voted, paired)."""
     b = model.benches[folder]
     ref = base.benches.get(folder) if base is not None and base is not model else None
+    voted = decoding_entry(b, alpha)
     return {"accuracy": b.accuracy, "n": b.n, "n_correct": b.n_correct, "ci95": b.ci95,
             "delta_points": 100.0 * (b.accuracy - ref.accuracy) if ref else None,
             "vs_baseline": paired_test(ref.outcomes(), b.outcomes(), alpha) if ref else None,
             "chance": b.metrics.get("chance"), "below_chance_p": b.metrics.get("below_chance_p"),
-            "scorer_failure": is_scorer_failure(b), "one_answer": one_answer(b)}
+            "scorer_failure": is_scorer_failure(b), "one_answer": one_answer(b)} | (
+                {"decoding": voted} if voted else {})
 
 
 def model_composite(model: Model, base: Model | None, folders: list[str]) -> dict[str, Any] | None:
