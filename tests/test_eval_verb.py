@@ -60,7 +60,9 @@ def test_set_reaches_the_named_benchmarks_own_settings() -> None:
     assert eval_config("embedded", ["mmlu"], sample=4, sets=["mmlu.sample="]).benchmarks[0].sample is None
 
 
-def test_mmlu_on_the_demo_data_defaults_to_the_demo_subjects(tmp_path: Path) -> None:
+def test_mmlu_on_the_demo_data_defaults_to_the_demo_subjects(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SQLSHIFT_DATA_DIR", raising=False)  # the demo data, also where the real data is set
     assert eval_config("embedded", ["mmlu"]).benchmarks[0].subjects == "all"
     assert eval_config("embedded", ["mmlu"], data_dir=tmp_path).benchmarks[0].subjects == "seed"
     r = CliRunner().invoke(app, ["eval", "--benchmarks", "mmlu", "--set", "mmlu.subjects=seed", "-o", str(tmp_path / "o")])
