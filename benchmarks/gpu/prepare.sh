@@ -22,6 +22,10 @@ if [ ! -f /root/models/qwen15.gguf ] && compgen -G "$M/q.*" > /dev/null; then
   mkdir -p /root/models && cat $M/q.* > /root/models/qwen15.gguf
   echo "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046  /root/models/qwen15.gguf" | sha256sum -c
 fi
+if [ ! -f /root/models/qwen05.gguf ] && compgen -G "$M/r.*" > /dev/null; then
+  mkdir -p /root/models && cat $M/r.* > /root/models/qwen05.gguf
+  echo "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32  /root/models/qwen05.gguf" | sha256sum -c
+fi
 SNAP=/root/snap-$(date +%s%N)
 mkdir -p $SNAP && cp -r src configs benchmarks $SNAP/
 export SNAP PYTHONPATH=/tmp/site-vllm:/tmp/site:$SNAP/src SQLSHIFT_DATA_DIR=/root/data
