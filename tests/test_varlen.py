@@ -116,3 +116,36 @@ def test_padding_free_batch_through_the_registered_attention_gives_the_per_examp
     without_bounds = {k: v for k, v in packed.items() if k not in ("cu_seq_lens_q", "cu_seq_lens_k",
                                                                    "max_length_q", "max_length_k")}
     assert nll(model, without_bounds) == pytest.approx(alone, rel=1e-5)  # bounds derived from position_ids
+
+
+def test_fp32_inputs_run_in_half_precision_where_the_kernel_needs_it() -> None:
+    """A full fine-tune's fp32 weights reach attention as fp32 (rotary promotes bf16 q/k): the flash kernel takes
+    bf16 only, so they go in as bf16 and the output comes back as fp32."""
+    import torch
+
+    seen = []
+
+    def bf16_only(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False):  # noqa: ANN001, ANN202
+        seen.append(q.dtype)
+        assert q.dtype == k.dtype == v.dtype == torch.bfloat16
+        return kernel_2_12(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size, enable_gqa=enable_gqa)
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(12, h, 16, generator=gen) for h in (4, 2, 2))
+    cu = torch.tensor([0, 5, 12], dtype=torch.int32)
+    out = varlen.call_kernel(bf16_only, q, k, v, cu, 7, None, half_only=True)
+    ref = _segments(q, k, v, cu, None)
+    assert seen == [torch.bfloat16] and out.dtype == torch.float32
+    assert torch.allclose(out, ref, atol=3e-2) and not torch.equal(out, ref)  # bf16 rounding, then back to fp32
+
+
+def test_full_fine_tuning_keeps_fp32_master_weights_on_the_fast_path(monkeypatch) -> None:  # noqa: ANN001
+    import sqlshift.train.trainer as trainer
+    from sqlshift.train.config import TrainConfig
+
+    monkeypatch.setattr(trainer, "cuda_available", lambda: True)
+    monkeypatch.setattr(varlen, "varlen_usable", lambda: False)
+    lora = trainer.resolve_speed_path(TrainConfig(fast_path=True))
+    full = trainer.resolve_speed_path(TrainConfig(fast_path=True, lora={"enabled": False}))
+    assert lora.fast and lora.base_dtype == "bf16" and lora.attn_implementation == "sdpa"
+    assert full.fast and full.base_dtype == "fp32" and full.padding_free

@@ -141,7 +141,10 @@ def resolve_speed_path(cfg: TrainConfig, q4: bool = False) -> SpeedPath:
     if attn == "sdpa" and varlen.varlen_usable():  # padding-free rows without SDPA's packed mask
         varlen.register()
         attn = varlen.NAME
-    return SpeedPath(True, "bf16", attn, True, importlib.util.find_spec("liger_kernel") is not None)
+    # A full fine-tune keeps fp32 master weights under bf16 autocast: bf16 weights would drop every update smaller
+    # than their precision (lr 1e-5 x a gradient is mostly below 2^-8 of a weight). LoRA's frozen base can be bf16.
+    base: Literal["fp32", "bf16"] = "bf16" if cfg.lora.enabled else "fp32"
+    return SpeedPath(True, base, attn, True, importlib.util.find_spec("liger_kernel") is not None)
 
 
 def pin_single_gpu(args: Any) -> bool:

@@ -30,9 +30,15 @@ def varlen_kernel() -> Callable[..., Any]:
     return varlen_attn
 
 
-def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max_len: int, scale: float | None) -> Any:
+def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max_len: int, scale: float | None,
+                half_only: bool = False) -> Any:
     """Causal varlen attention on (tokens, heads, dim) tensors, across the signatures torch has shipped: 2.10/2.11
-    take ``is_causal`` and no ``scale`` or grouped-query heads; 2.12+ take ``window_size``, ``scale``, ``enable_gqa``."""
+    take ``is_causal`` and no ``scale`` or grouped-query heads; 2.12+ take ``window_size``, ``scale``, ``enable_gqa``.
+    ``half_only`` (the CUDA flash kernel): fp32 inputs, as a full fine-tune's fp32 weights give under autocast once
+    the rotary embedding promotes them, run in the autocast dtype (bf16 by default) and come back as fp32."""
+    if half_only and q.dtype not in (_dtype("float16"), _dtype("bfloat16")):
+        out = call_kernel(kernel, *(t.to(half_dtype()) for t in (q, k, v)), cu, max_len, scale)
+        return out.to(q.dtype)
     params = inspect.signature(kernel).parameters
     kw: dict[str, Any] = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
     if scale is not None:
@@ -47,6 +53,21 @@ def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max
             groups = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     return kernel(q, k, v, cu, cu, max_len, max_len, **kw)
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
+
+
+def half_dtype() -> Any:
+    """The autocast dtype when CUDA autocast is on (bf16 under the Trainer's bf16), else bf16."""
+    import torch
+
+    if torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return torch.bfloat16
 
 
 def pack_bounds(position_ids: Any, kwargs: dict[str, Any]) -> tuple[Any, int]:
@@ -79,7 +100,7 @@ def varlen_attention_forward(module: Any, query: Any, key: Any, value: Any, atte
         position_ids = torch.arange(query.shape[2], device=query.device)
     cu, max_len = pack_bounds(position_ids, kwargs)
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
-    out = call_kernel(varlen_kernel(), q, k, v, cu.to(q.device), max_len, scaling)
+    out = call_kernel(varlen_kernel(), q, k, v, cu.to(q.device), max_len, scaling, half_only=q.is_cuda)
     return out.unsqueeze(0), None
 
 
