@@ -369,3 +369,21 @@ def test_gradient_checkpointing_trains_exactly_as_without(tiny_model_dir: Path, 
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
     cfg = load_train_config("embedded-cpu")
     assert cfg.gradient_checkpointing and (cfg.per_device_batch_size, cfg.gradient_accumulation_steps, cfg.max_steps) == (4, 1, 24)
+
+
+def test_save_only_model_checkpoints_hold_weights_and_restart(tiny_model_dir: Path, spider_dir: Path, tmp_path: Path,
+                                                              caplog) -> None:
+    """A full fine-tune with save_only_model: checkpoints without optimizer state, and a rerun restarts (a model-only
+    checkpoint cannot resume training) with one warning instead of failing."""
+    import logging
+
+    out = tmp_path / "full"
+    cfg = tiny_cfg(tiny_model_dir, spider_dir, max_steps=2, save_steps=1, resume=True, save_only_model=True,
+                   lora={"enabled": False})
+    train(cfg, out)
+    ckpt = out / "checkpoint-1"
+    assert (ckpt / "model.safetensors").is_file() and not list(ckpt.glob("optimizer.*"))
+    with caplog.at_level(logging.INFO, logger="sqlshift.train.trainer"):
+        train(cfg, out)
+    assert "training restarts from step 0" in caplog.text and "resumed from" not in caplog.text
+    assert json.loads((out / "train_data.json").read_text())["resumed_from"] is None

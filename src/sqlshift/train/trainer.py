@@ -199,6 +199,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, path: SpeedPath | None = None
         optim=resolve_optimizer(cfg.optimizer), seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=False,
         gradient_checkpointing=cfg.gradient_checkpointing, packing=cfg.packing, completion_only_loss=True,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        save_only_model=cfg.save_only_model,
         logging_strategy="steps", logging_steps=cfg.logging_steps, logging_first_step=True, report_to="none",
         dataloader_num_workers=0, dataloader_pin_memory=cuda_available(), disable_tqdm=False,
         # several CPU ranks (torchrun): transformers sets up gloo DDP only when told use_cpu; a single
@@ -378,7 +379,10 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
                  ", ".join(sorted(Path(f["filename"]).name for f in trainer.train_dataset.cache_files)) or "memory")
     if not cfg.packing:
         verify_trainer_dataset(trainer.train_dataset, tok, rows, trl_max_length)
-    resume = last_checkpoint(output_dir) if cfg.resume else None
+    resume = last_checkpoint(output_dir) if cfg.resume and not cfg.save_only_model else None
+    if cfg.resume and cfg.save_only_model and last_checkpoint(output_dir):
+        log.warning("save_only_model: the checkpoints in %s hold no optimizer state; training restarts from step 0",
+                    output_dir)
     if resume:
         log.info("resumed from %s", Path(resume).name)
     elif cfg.resume:
