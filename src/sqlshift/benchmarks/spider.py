@@ -166,10 +166,27 @@ class SpiderBenchmark(Benchmark):
         gens = lm.generate(requests, batch_size=s.batch_size, desc=f"generate {split.name}")
         recs = [prediction_record(e, g.text, g.n_tokens, g.hit_limit, p) for e, p, g in zip(chunk, prompts, gens)]
         if s.decoding.voting:
-            return self.voted_rows(lm, chunk, requests, recs, time.monotonic() - t0)
+            return self.with_dev_index(self.voted_rows(lm, chunk, requests, recs, time.monotonic() - t0))
         pairs = [Pair(str(split.db_path(e.db_id)), r["sql"], e.query) for e, r in zip(chunk, recs)]
         verdicts = judge_pairs(pairs, self._sandbox, mode=s.ex_mode)
-        return [ex_row(e, r, v) for e, r, v in zip(chunk, recs, verdicts)]
+        return self.with_dev_index([ex_row(e, r, v) for e, r, v in zip(chunk, recs, verdicts)])
+
+    def with_dev_index(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A variant split's rows carry ``dev_index``, the dev item each rewords (None: unpaired), so the report can
+        pair them with the same model's dev verdicts from the results alone (:mod:`sqlshift.data.pairing`)."""
+        from sqlshift.data.pairing import PAIRED_SPLITS, dev_pairing
+        from sqlshift.errors import DataError
+
+        if self.settings.split not in PAIRED_SPLITS:
+            return rows
+        try:
+            pairs = dev_pairing(self.spider_root(), self.settings.split).pairs
+        except DataError as e:  # no spider/dev.json beside the variant: rows without a pairing, said once
+            if not getattr(self, "_pairing_warned", False):
+                log.warning("%s: no dev pairing for the robustness table (%s)", self.out_name, e)
+                self._pairing_warned = True
+            return rows
+        return [r | {"dev_index": pairs.get(r["index"])} for r in rows]
 
     def voted_rows(self, lm: LM, chunk: Sequence[Any], requests: Sequence[GenerateRequest],
                    recs: Sequence[dict[str, Any]], greedy_s: float) -> list[dict[str, Any]]:

@@ -121,9 +121,7 @@ def composite_delta(pairs: Sequence[np.ndarray], reps: int = BOOTSTRAP_REPS, see
     rng = np.random.default_rng(seed)
     boot = np.zeros(reps)
     for d in pairs:
-        probs = np.array([(d == -1).mean(), (d == 0).mean(), (d == 1).mean()])
-        draws = rng.multinomial(len(d), probs / probs.sum(), size=reps)
-        boot += (draws[:, 2] - draws[:, 0]) / len(d)
+        boot += bootstrap_means(d, reps, rng)
     boot = 100.0 * boot / len(pairs)
     lo, hi = np.percentile(boot, [50 * (1 - conf), 50 * (1 + conf)])
     delta = 100.0 * float(np.mean([d.mean() for d in pairs]))
@@ -131,6 +129,18 @@ def composite_delta(pairs: Sequence[np.ndarray], reps: int = BOOTSTRAP_REPS, see
             "n_discordant": int(sum(int(np.count_nonzero(d)) for d in pairs)),
             "n_paired": [int(len(d)) for d in pairs], "reps": reps, "seed": seed,
             "significant": bool(lo > 0 or hi < 0)}
+
+
+def bootstrap_means(d: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``reps`` resamples (with replacement) of the integer values ``d``.
+
+    A resample only changes how many items take each value, so each one is a multinomial draw over the values
+    (at least −1, 0, 1, in that order): exact, and cheap for any n.
+    """
+    values = np.arange(min(-1, int(d.min())), max(1, int(d.max())) + 1)
+    probs = np.array([(d == v).mean() for v in values])
+    draws = rng.multinomial(len(d), probs / probs.sum(), size=reps)
+    return (draws @ values) / len(d)
 
 
 # ------------------------------------------------------------------------------------------------ noise

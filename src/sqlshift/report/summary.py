@@ -11,6 +11,7 @@ from typing import Any
 from sqlshift.report.decoding import decoding_entry
 from sqlshift.report.frontier import tradeoff
 from sqlshift.report.load import BenchResult, Model, Study, diverged_runs
+from sqlshift.report.robustness import robustness_summary
 from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, SCORER_FAILURE_P, composite_delta,
                                    paired_diffs, paired_test, spread)
 from sqlshift.report.words import CI_METHOD, one_answer
@@ -131,6 +132,8 @@ def build_summary(study: Study, alpha: float = ALPHA) -> dict[str, Any]:
         "benchmarks": benchmarks,
         "models": {m.key: model_entry(m, study, alpha) for m in study.models}}
     summary["pairwise"] = pairwise_tests(study, alpha)
+    if robust := robustness_summary(study, alpha):  # absent without variant splits: summary.json as before
+        summary["robustness"] = robust
     summary["noise"] = noise_band(study, summary["models"])
     summary["tradeoff"], summary["budget"] = tradeoff(summary, study.max_drop)
     summary["diverged"] = diverged_runs(study.histories)
