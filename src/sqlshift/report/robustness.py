@@ -89,7 +89,8 @@ def sign_flip_p(d: np.ndarray) -> float:
         return 1.0
     t1 = 2 * np.arange(k1 + 1) - k1
     t2 = 2 * (2 * np.arange(k2 + 1) - k2)
-    prob = np.multiply.outer(sps.binom.pmf(np.arange(k1 + 1), k1, 0.5), sps.binom.pmf(np.arange(k2 + 1), k2, 0.5))
+    prob = np.multiply.outer(sps.binom.pmf(np.arange(k1 + 1), k1, 0.5),
+                             sps.binom.pmf(np.arange(k2 + 1), k2, 0.5))
     total = np.add.outer(t1, t2)
     return float(min(1.0, prob[np.abs(total) >= abs(int(d.sum()))].sum()))
 
