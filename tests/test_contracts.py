@@ -290,7 +290,7 @@ def test_lm_block_is_validated_by_the_backends_own_settings() -> None:
         LMSettings(backend="vllm", max_model_len=0)
     lm = LMSettings(max_model_len=1000, dtype="bf16")
     assert lm.for_backend("vllm").max_model_len == 1000
-    assert lm.for_backend("hf").model_dump() == {"device": "auto", "dtype": "bf16"}
+    assert lm.for_backend("hf").model_dump() == {"device": "auto", "dtype": "bf16", "load_in_4bit": False}  # no vLLM keys
     hf = HFLM.cache_identity("embedded", lm.for_backend("hf"), None, None)
     assert hf == {"model": "embedded", "adapter": None, "lambda": None, "dtype": "bf16", "backend": "hf"}
     vl = VLLMLM.cache_identity("embedded", lm.for_backend("vllm"), None, None)

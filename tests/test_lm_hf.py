@@ -287,3 +287,26 @@ def test_leaving_the_adapter_context_restores_the_base(tiny_model_dir: Path, ran
     with lm.adapter(random_adapter, 1.0):  # and the same adapter attaches again afterwards
         assert scores(lm) != pytest.approx(base, abs=1e-4)
     assert scores(lm) == base
+
+
+def test_4bit_base_is_an_hf_setting_with_its_own_cache_key_and_a_one_line_cpu_error(tmp_path) -> None:  # noqa: ANN001
+    """lm.load_in_4bit (backend hf) serves a QLoRA adapter on the 4-bit base it trained on: validated by the hf
+    backend, part of the step cache's identity only when set, refused in one line where there is no CUDA GPU."""
+    from sqlshift.errors import ConfigError, ModelError
+    from sqlshift.lm.hf import HFLM, HFSettings
+    from sqlshift.study.config import LMSettings
+
+    cls, s = LMSettings(backend="hf", load_in_4bit=True, device="cuda").resolve()
+    assert cls is HFLM and isinstance(s, HFSettings) and s.load_in_4bit
+    plain = HFLM.cache_identity("m", HFSettings(), None, None)
+    four = HFLM.cache_identity("m", HFSettings(load_in_4bit=True), None, None)
+    assert "load_in_4bit" not in plain and four["load_in_4bit"] is True and plain != four
+    with pytest.raises(ValueError, match="load_in_4bit.*backend hf, not of vllm"):
+        LMSettings(backend="vllm", load_in_4bit=True)
+    with pytest.raises(ConfigError, match="needs a CUDA GPU") as e:
+        LMSettings(backend="hf", load_in_4bit=True, device="cpu").resolve()
+    assert "\n" not in str(e.value)
+    with pytest.raises(ModelError, match="4-bit loading needs a CUDA GPU"):  # device auto on a machine without CUDA
+        HFLM("embedded", device="cpu", load_in_4bit=True)
+    with pytest.raises(ValueError, match="set lm.backend: hf"):  # auto may pick vLLM, which serves the bf16 base
+        LMSettings(load_in_4bit=True)

@@ -15,7 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlshift.lm.api import GenerateRequest, Generation, LoglikelihoodRequest, Sampling
+from pydantic import Field
+
+from sqlshift.errors import ConfigError
+from sqlshift.lm.api import BackendSettings, GenerateRequest, Generation, LoglikelihoodRequest, Sampling
 from sqlshift.lm.base import TokenLM
 
 log = logging.getLogger(__name__)
@@ -63,20 +66,41 @@ def token_ticker(bar: Any, limit: int) -> Any:
     return StoppingCriteriaList([Ticker()])
 
 
+class HFSettings(BackendSettings):
+    """The transformers backend's keys under ``lm:`` beside device and dtype."""
+
+    # it changes the numbers, so backend: auto (which may pick vLLM and its bf16 base) refuses it: name hf
+    load_in_4bit: bool = Field(False, json_schema_extra={"names_backend": True})  # base in 4-bit NF4, as QLoRA trains
+
+
 class HFLM(TokenLM):
     """A transformers model (Hub id, folder, GGUF or ``embedded``) with LoRA adapters attached on demand."""
 
     backend = "hf"
+    Settings = HFSettings
+
+    @classmethod
+    def cache_identity(cls, model: str, settings: BackendSettings, adapter: Path | None,
+                       scale: float | None) -> dict[str, Any]:
+        """The base identity, plus the 4-bit base when asked for (unset, the keys of earlier runs stay)."""
+        ident = super().cache_identity(model, settings, adapter, scale)
+        return ident | ({"load_in_4bit": True} if getattr(settings, "load_in_4bit", False) else {})
+
+    @classmethod
+    def require(cls, settings: BackendSettings) -> None:
+        if getattr(settings, "load_in_4bit", False) and settings.device in ("cpu", "mps"):
+            raise ConfigError(f"lm.load_in_4bit needs a CUDA GPU, but lm.device is {settings.device}",
+                              "set lm.load_in_4bit: false (the adapter is then served on the bf16/fp32 base)")
 
     def __init__(self, model: str = "embedded", *, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 16, loaded: tuple[Any, Any] | None = None) -> None:
+                 batch_size: int = 16, loaded: tuple[Any, Any] | None = None, load_in_4bit: bool = False) -> None:
         from sqlshift.lm.models import load_model
 
         self.spec = model
         self.dtype = dtype
-        self.settings = self.Settings(device=device, dtype=dtype)
+        self.settings = HFSettings(device=device, dtype=dtype, load_in_4bit=load_in_4bit)
         self.batch_size = batch_size
-        self.model, self.tokenizer = loaded or load_model(model, device=device, dtype=dtype)
+        self.model, self.tokenizer = loaded or load_model(model, device=device, dtype=dtype, load_in_4bit=load_in_4bit)
         self._adapter: Path | None = None
         self._scale = 1.0
         self._pad_diff: float | None = None

@@ -29,6 +29,12 @@ DEFAULT_CONFIG = "default"  # the packaged embedded study: configs/default.yaml 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"  # the studies (and train/ presets) that ship
 
 
+def names_backend(settings_cls: Any, key: str) -> bool:
+    """Whether a backend setting changes what is computed (marked ``names_backend`` on its field)."""
+    extra = settings_cls.model_fields[key].json_schema_extra
+    return bool(isinstance(extra, dict) and extra.get("names_backend"))
+
+
 class LMSettings(Strict):
     """How the model is run: the backend and its own keys (each backend's class validates them)."""
 
@@ -53,16 +59,22 @@ class LMSettings(Strict):
                 raise ValueError(f"unknown key {key!r} under lm (no backend takes it)")
             if self.backend != "auto" and self.backend not in takers:
                 raise ValueError(f"{key!r} is a setting of backend {', '.join(takers)}, not of {self.backend}")
+            if self.backend == "auto" and any(names_backend(get_backend(b).Settings, key) for b in takers):
+                raise ValueError(f"{key!r} changes the numbers, not only the speed: set lm.backend: "
+                                 f"{takers[0]} (auto may pick another backend, which would ignore it)")
         for b in ([self.backend] if self.backend != "auto" else list(BACKENDS)):
             self.for_backend(b)  # values checked by the backend's own strict schema
         return self
 
     def resolve(self) -> tuple[Any, Any]:
-        """(the backend's LM class, its settings): ``auto`` is decided here, by the backends' own classes."""
+        """(the backend's LM class, its settings): ``auto`` is decided here, by the backends' own classes, and the
+        chosen one checks it can run with all its keys (e.g. hf's load_in_4bit needs CUDA)."""
         from sqlshift.lm.api import BackendSettings, get_backend, resolve_backend
 
         name = resolve_backend(self.backend, BackendSettings(device=self.device, dtype=self.dtype))
-        return get_backend(name), self.for_backend(name)
+        settings = self.for_backend(name)
+        get_backend(name).require(settings)
+        return get_backend(name), settings
 
     def for_backend(self, name: str) -> Any:
         """This block as the named backend's own strict settings (keys of other backends left out)."""
