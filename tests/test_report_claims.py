@@ -205,3 +205,38 @@ def test_frontier_text_names_who_dominates_whom() -> None:
     text = "\n".join(frontier_text(summary_of(points, ["gen", "spec"], "spec")))
     assert "gen dominates base, mid." in text and "spec dominates" not in text
     assert "The baseline is dominated by gen, mid on point estimates" in text
+
+
+def test_tradeoff_plot_draws_the_seed_to_seed_band(one_letter: Path) -> None:
+    """The replica group's runs span a box on the trade-off plot (training noise, which CI bars do not show)."""
+    from sqlshift.report.plots import tradeoff_figure
+
+    s = load_summary(one_letter)
+    ax = tradeoff_figure(s).axes[0]
+    bands = [p for p in ax.patches if "seed-to-seed band" in str(p.get_label())]
+    assert len(bands) == 1 and bands[0].get_label() == "run1: seed-to-seed band (2 seeds)"
+    pts = {p["key"]: p for p in s["tradeoff"]["points"]}
+    xs, ys = [pts[k]["gen"] for k in ("run1", "run1-seed2")], [100 * pts[k]["spec"] for k in ("run1", "run1-seed2")]
+    (x0, y0), w, h = bands[0].get_xy(), bands[0].get_width(), bands[0].get_height()
+    assert (x0, y0) == pytest.approx((min(xs), min(ys))) and h == pytest.approx(15.0)  # 50% vs 35% EX
+    assert w == pytest.approx(max(xs) - min(xs))
+    s["noise"]["groups"] = {}
+    assert not [p for p in tradeoff_figure(s).axes[0].patches if "seed-to-seed" in str(p.get_label())]
+
+
+def test_checkpoint_curves_include_the_composite_generality(one_letter: Path, tmp_path: Path) -> None:
+    """With a composite generality, the curves show its Δ over training steps beside the specialty."""
+    from sqlshift.report.plots import curve_panels, plot_curves
+
+    s = load_summary(one_letter)
+    assert s["composite"]
+    titles = [t for t, _, _ in curve_panels(s)]
+    assert titles[:2] == ["Specialty", "Generality (composite)"] and len(titles) <= 4
+    _, _, composite = curve_panels(s)[1]
+    run1 = [m for m in s["models"].values() if m.get("run") == "run1" and m["kind"] in ("run", "checkpoint")]
+    values = [composite(m) for m in run1]
+    assert values == [(m.get("composite") or {}).get("delta_points") for m in run1]
+    assert sum(v is not None for v in values) >= 2  # the checkpoints have a composite too: a curve, not a dot
+    assert plot_curves(s, tmp_path / "curves.png").stat().st_size > 0
+    s["composite"] = False
+    assert "Generality (composite)" not in [t for t, _, _ in curve_panels(s)]

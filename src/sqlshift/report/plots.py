@@ -62,6 +62,7 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
                     ms=12 if marker == "*" else 6, capsize=3, alpha=0.85)
         note = " (margin within training noise)" if p.get("within_noise") and p["key"] in front else ""
         ax.annotate(p["key"] + note, (p["gen"], y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    draw_noise_bands(ax, summary)
     for run, pts_ in interpolation_paths(t["points"], summary["baseline"]).items():
         ax.plot([p["gen"] for p in pts_], [100 * p["spec"] for p in pts_], ":", color="tab:blue", lw=1,
                 label=f"{run}: LoRA scale λ 0 → 1")
@@ -82,28 +83,63 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     return fig
 
 
+def draw_noise_bands(ax: Any, summary: dict[str, Any]) -> None:
+    """Each replica group's seed-to-seed band: the box its runs span on both axes. The CI bars show item noise
+    only; a gap between configurations inside this box may be training noise."""
+    from matplotlib.patches import Rectangle
+
+    pts = {p["key"]: p for p in summary["tradeoff"]["points"]}
+    for group, keys in sorted((summary.get("noise") or {}).get("groups", {}).items()):
+        ps = [pts[k] for k in keys if k in pts]
+        if len(ps) < 2:
+            continue
+        xs, ys = [p["gen"] for p in ps], [100 * p["spec"] for p in ps]
+        ax.add_patch(Rectangle((min(xs), min(ys)), max(xs) - min(xs), max(ys) - min(ys), facecolor="tab:orange",
+                               edgecolor="tab:orange", alpha=0.2, lw=1,
+                               label=f"{group}: seed-to-seed band ({len(ps)} seeds)"))
+
+
+def curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(title, y label, value of a model or None) per panel: the specialty, the composite generality Δ when the
+    study has one, then generality benchmarks, at most MAX_CURVE_PANELS."""
+    def acc(f: str) -> Any:
+        return lambda m: 100 * m["benchmarks"][f]["accuracy"] if f in m["benchmarks"] else None
+
+    def label(f: str) -> str:
+        return f"{summary['benchmarks'][f]['label']} (%)"
+
+    panels = [("Specialty", label(summary["specialty"]), acc(summary["specialty"]))] if summary["specialty"] else []
+    if summary.get("composite"):
+        panels.append(("Generality (composite)", "composite generality Δ vs baseline (pts)",
+                       lambda m: (m.get("composite") or {}).get("delta_points")))
+    panels += [("Generality", label(f), acc(f)) for f in summary["generality"] if f]
+    return panels[:MAX_CURVE_PANELS]
+
+
 def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
-    """Each axis benchmark over training steps per run, baseline dashed."""
+    """Specialty, composite generality and each generality benchmark over training steps per run, baseline
+    dashed."""
     runs: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
     for m in summary["models"].values():
         if m["kind"] in ("checkpoint", "run") and m["step"] is not None:
             runs[m["run"] or "?"].append((m["step"], m))
     if not any(len(v) > 1 for v in runs.values()):
         return None
-    folders = [f for f in [summary["specialty"], *summary["generality"]] if f][:MAX_CURVE_PANELS]
-    fig = new_figure(4.5 * len(folders), 4)
-    axes = fig.subplots(1, len(folders), squeeze=False)[0]
+    panels = curve_panels(summary)
+    fig = new_figure(4.5 * len(panels), 4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     base = summary["models"].get(summary["baseline"] or "", {})
-    for ax, f in zip(axes, folders):
+    for ax, (title, ylabel, value) in zip(axes, panels):
         for run, seq in sorted(runs.items()):
-            xy = sorted((s, 100 * m["benchmarks"][f]["accuracy"]) for s, m in seq if f in m["benchmarks"])
+            xy = sorted((s, v) for s, m in seq if (v := value(m)) is not None)
             if xy:
                 ax.plot(*zip(*xy), "o-", label=run)
-        if f in base.get("benchmarks", {}):
-            ax.axhline(100 * base["benchmarks"][f]["accuracy"], ls="--", color="k", lw=1, label="baseline")
+        b = 0.0 if title == "Generality (composite)" else (value(base) if base else None)
+        if b is not None:
+            ax.axhline(b, ls="--", color="k", lw=1, label="baseline")
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"{summary['benchmarks'][f]['label']} (%)")
-        ax.set_title("Specialty" if f == summary["specialty"] else "Generality")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return save(fig, path)
