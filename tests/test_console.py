@@ -95,3 +95,27 @@ def test_boolq_answers_are_named_by_their_text(tmp_path: Path) -> None:
     build_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "answers 'yes' to 100%" in md and "answers 'B'" not in md
+
+
+def test_every_specialty_benchmark_gets_a_column(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sqlshift eval --benchmarks sparc,cosql` or a study with Spider's variants: every scored specialty
+    benchmark is in the console table, not only the study's specialty."""
+    monkeypatch.setenv("COLUMNS", "220")
+    syn = {**SPIDER_DEV, "name": "spider-syn", "label": "EX (syn)", "split": "syn"}
+    for i, name in enumerate(("baseline", "lora")):
+        mdir = tmp_path / "models" / name
+        mdir.mkdir(parents=True)
+        (mdir / "model.json").write_text(json.dumps({"key": name, "kind": "baseline" if i == 0 else "run",
+                                                     "run": None if i == 0 else name}))
+        write_bench(mdir, SPIDER_DEV, ex_rows(10 + 10 * i, 40, False))
+        write_bench(mdir, syn, ex_rows(8 + 4 * i, 20, False))
+        rows = mmlu_rows(30)
+        write_bench(mdir, MMLU, rows, **mmlu_extra(rows))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"name": "s", "specialty": "spider-dev",
+                                                          "generality": ["mmlu"]}))
+    build_report(tmp_path)
+    print_summary(tmp_path)
+    header, base, lora = table(capsys.readouterr().out)
+    assert header[:4] == ["model", "EX (dev)", "n", "EX (syn)"] and "MMLU" in header
+    assert base[3] == "40.0%" and lora[3] == "60.0% (+20.0)"

@@ -12,21 +12,30 @@ from sqlshift.report.stats import acc_ci, pct, pts
 WIDE = 2  # more generality benchmarks than this: one accuracy (Δ) cell each plus the composite, so it fits
 
 
+def other_specialties(summary: dict[str, Any]) -> list[str]:
+    """The specialty-axis benchmarks besides the study's specialty (Spider's variants, SParC, CoSQL, a voted
+    Spider): one ``accuracy (Δ)`` column each, so none is scored without being shown."""
+    spec = summary.get("specialty")
+    return [f for f, b in summary.get("benchmarks", {}).items() if b.get("axis") == "specialty" and f != spec]
+
+
 def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """(columns, rows): model | <specialty> | n | per generality benchmark: <label> | n | Δ<label> vs base.
+    """(columns, rows): model | <specialty> | n | [other specialty benchmarks: accuracy (Δ)] | per generality
+    benchmark: <label> | n | Δ<label> vs base.
 
     With a larger suite each generality benchmark gets one ``accuracy (Δ)`` cell, plus the mean and composite Δ."""
     labels = {f: b["label"] for f, b in summary.get("benchmarks", {}).items()}
     spec, gens = summary.get("specialty"), summary.get("generality") or []
     if len(gens) > WIDE:
         return compact_columns(summary, labels, spec, gens)
-    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else [])
+    others = other_specialties(summary)
+    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(f, f) for f in others]
     for g in gens:
         cols += [labels.get(g, g), "n", f"Δ{labels.get(g, g)} vs base"]
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]] + spec_cells(b, spec)
+        row = [m["key"]] + spec_cells(b, spec) + [score_delta(b.get(f) or {}) for f in others]
         for g in gens:
             e = b.get(g) or {}
             d = e.get("delta_points")
@@ -50,12 +59,14 @@ def compact_columns(summary: dict[str, Any], labels: dict[str, str], spec: str |
 
     Every cell carries the model's own score, so a baseline-only study shows its numbers too; the Δ in
     parentheses and the composite's CI appear once there is something to compare with."""
-    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(g, g) for g in gens]
-    cols += ["generality (mean)", "Δ generality [95% CI]"]
+    others = other_specialties(summary)
+    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(f, f) for f in others]
+    cols += [labels.get(g, g) for g in gens] + ["generality (mean)", "Δ generality [95% CI]"]
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]] + spec_cells(b, spec) + [score_delta(b.get(g) or {}) for g in gens]
+        row = [m["key"]] + spec_cells(b, spec) + [score_delta(b.get(f) or {}) for f in others]
+        row += [score_delta(b.get(g) or {}) for g in gens]
         accs = [b[g]["accuracy"] for g in gens if (b.get(g) or {}).get("accuracy") is not None]
         row.append(pct(sum(accs) / len(accs)) + ("" if len(accs) == len(gens) else f" (of {len(accs)})")
                    if accs else "")
