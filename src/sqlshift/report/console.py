@@ -29,13 +29,13 @@ def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
     if len(gens) > WIDE:
         return compact_columns(summary, labels, spec, gens)
     others = other_specialties(summary)
-    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(f, f) for f in others]
+    cols = lead_columns(labels, spec, others)
     for g in gens:
         cols += [labels.get(g, g), "n", f"Δ{labels.get(g, g)} vs base"]
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]] + spec_cells(b, spec) + [score_delta(b.get(f) or {}) for f in others]
+        row = lead_cells(m, spec, others)
         for g in gens:
             e = b.get(g) or {}
             d = e.get("delta_points")
@@ -43,6 +43,17 @@ def summary_columns(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
                     f"{pts(d)} pts" if d is not None else ""]
         rows.append(row)
     return cols, rows
+
+
+def lead_columns(labels: dict[str, str], spec: str | None, others: list[str]) -> list[str]:
+    """model | <specialty> | n | each other specialty benchmark: the columns both layouts start with."""
+    return ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(f, f) for f in others]
+
+
+def lead_cells(model: dict[str, Any], spec: str | None, others: list[str]) -> list[str]:
+    """The cells under :func:`lead_columns` for one model."""
+    b = model.get("benchmarks", {})
+    return [model["key"]] + spec_cells(b, spec) + [score_delta(b.get(f) or {}) for f in others]
 
 
 def spec_cells(benches: dict[str, Any], spec: str | None) -> list[str]:
@@ -60,13 +71,12 @@ def compact_columns(summary: dict[str, Any], labels: dict[str, str], spec: str |
     Every cell carries the model's own score, so a baseline-only study shows its numbers too; the Δ in
     parentheses and the composite's CI appear once there is something to compare with."""
     others = other_specialties(summary)
-    cols = ["model"] + ([labels.get(spec, spec), "n"] if spec else []) + [labels.get(f, f) for f in others]
-    cols += [labels.get(g, g) for g in gens] + ["generality (mean)", "Δ generality [95% CI]"]
+    cols = lead_columns(labels, spec, others) + [labels.get(g, g) for g in gens]
+    cols += ["generality (mean)", "Δ generality [95% CI]"]
     rows = []
     for m in summary.get("models", []):
         b = m.get("benchmarks", {})
-        row = [m["key"]] + spec_cells(b, spec) + [score_delta(b.get(f) or {}) for f in others]
-        row += [score_delta(b.get(g) or {}) for g in gens]
+        row = lead_cells(m, spec, others) + [score_delta(b.get(g) or {}) for g in gens]
         accs = [b[g]["accuracy"] for g in gens if (b.get(g) or {}).get("accuracy") is not None]
         row.append(pct(sum(accs) / len(accs)) + ("" if len(accs) == len(gens) else f" (of {len(accs)})")
                    if accs else "")

@@ -101,7 +101,7 @@ def draw_noise_bands(ax: Any, summary: dict[str, Any]) -> None:
 
 def curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """(title, y label, value of a model or None) per panel: the specialty, the composite generality Δ when the
-    study has one, then generality benchmarks, at most MAX_CURVE_PANELS."""
+    study has one (0 for the baseline, by definition), then generality benchmarks, at most MAX_CURVE_PANELS."""
     def acc(f: str) -> Any:
         return lambda m: 100 * m["benchmarks"][f]["accuracy"] if f in m["benchmarks"] else None
 
@@ -111,7 +111,7 @@ def curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
     panels = [("Specialty", label(summary["specialty"]), acc(summary["specialty"]))] if summary["specialty"] else []
     if summary.get("composite"):
         panels.append(("Generality (composite)", "composite generality Δ vs baseline (pts)",
-                       lambda m: (m.get("composite") or {}).get("delta_points")))
+                       lambda m: 0.0 if m["kind"] == "baseline" else (m.get("composite") or {}).get("delta_points")))
     panels += [("Generality", label(f), acc(f)) for f in summary["generality"] if f]
     return panels[:MAX_CURVE_PANELS]
 
@@ -134,7 +134,7 @@ def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
             xy = sorted((s, v) for s, m in seq if (v := value(m)) is not None)
             if xy:
                 ax.plot(*zip(*xy), "o-", label=run)
-        b = 0.0 if title == "Generality (composite)" else (value(base) if base else None)
+        b = value(base) if base else None
         if b is not None:
             ax.axhline(b, ls="--", color="k", lw=1, label="baseline")
         ax.set_xlabel("training step")

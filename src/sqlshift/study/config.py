@@ -67,14 +67,14 @@ class LMSettings(Strict):
         return self
 
     def resolve(self) -> tuple[Any, Any]:
-        """(the backend's LM class, its settings): ``auto`` is decided here, by the backends' own classes, and the
-        chosen one checks it can run with all its keys (e.g. hf's load_in_4bit needs CUDA)."""
+        """(the backend's LM class, its settings): ``auto`` is decided here, by the backends' own classes; a named
+        backend checks it can run with all its keys (e.g. hf's load_in_4bit needs CUDA)."""
         from sqlshift.lm.api import BackendSettings, get_backend, resolve_backend
 
-        name = resolve_backend(self.backend, BackendSettings(device=self.device, dtype=self.dtype))
-        settings = self.for_backend(name)
-        get_backend(name).require(settings)
-        return get_backend(name), settings
+        named = self.backend != "auto"  # auto picks by device and dtype; its keys that change numbers need a name
+        given = self.for_backend(self.backend) if named else BackendSettings(device=self.device, dtype=self.dtype)
+        name = resolve_backend(self.backend, given)
+        return get_backend(name), given if named else self.for_backend(name)
 
     def for_backend(self, name: str) -> Any:
         """This block as the named backend's own strict settings (keys of other backends left out)."""

@@ -379,10 +379,11 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
                  ", ".join(sorted(Path(f["filename"]).name for f in trainer.train_dataset.cache_files)) or "memory")
     if not cfg.packing:
         verify_trainer_dataset(trainer.train_dataset, tok, rows, trl_max_length)
-    resume = last_checkpoint(output_dir) if cfg.resume and not cfg.save_only_model else None
-    if cfg.resume and cfg.save_only_model and last_checkpoint(output_dir):
+    resume = last_checkpoint(output_dir) if cfg.resume else None
+    if resume and cfg.save_only_model:
         log.warning("save_only_model: the checkpoints in %s hold no optimizer state; training restarts from step 0",
                     output_dir)
+        resume = None
     if resume:
         log.info("resumed from %s", Path(resume).name)
     elif cfg.resume:

@@ -36,7 +36,9 @@ def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max
     take ``is_causal`` and no ``scale`` or grouped-query heads; 2.12+ take ``window_size``, ``scale``, ``enable_gqa``.
     ``half_only`` (the CUDA flash kernel): fp32 inputs, as a full fine-tune's fp32 weights give under autocast once
     the rotary embedding promotes them, run in the autocast dtype (bf16 by default) and come back as fp32."""
-    if half_only and q.dtype not in (_dtype("float16"), _dtype("bfloat16")):
+    import torch
+
+    if half_only and q.dtype not in (torch.float16, torch.bfloat16):
         out = call_kernel(kernel, *(t.to(half_dtype()) for t in (q, k, v)), cu, max_len, scale)
         return out.to(q.dtype)
     params = inspect.signature(kernel).parameters
@@ -53,12 +55,6 @@ def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max
             groups = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     return kernel(q, k, v, cu, cu, max_len, max_len, **kw)
-
-
-def _dtype(name: str) -> Any:
-    import torch
-
-    return getattr(torch, name)
 
 
 def half_dtype() -> Any:
