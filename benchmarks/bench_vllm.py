@@ -32,6 +32,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mmlu-dir", default=None, help="skip MMLU when absent")
     p.add_argument("--mmlu-n", type=int, default=1000, help="questions: a seeded sample over all subjects")
     p.add_argument("--modes", default="letter,cloze")
+    p.add_argument("--backends", default="hf,vllm", help="hf,vllm (both, compared) or vllm alone (its timings only)")
+    p.add_argument("--prompt-logprobs", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time vLLM letter scoring through prompt log-probs (the slower path)")
     p.add_argument("--adapter", default=None, help="a LoRA folder served by both backends")
     p.add_argument("--scale", type=float, default=1.0, help="its λ (vLLM serves a λ-scaled copy)")
     p.add_argument("--batch-size", type=int, default=256, help="HF generation batch (vLLM schedules its own)")
@@ -96,7 +99,7 @@ def time_mmlu(lm: LM, bench: Any, questions: list[Any], mode: str,
     from sqlshift.benchmarks.mmlu import question_id
     from sqlshift.benchmarks.mmlu_prompts import result_row
 
-    reqs = [r for q in questions for r in bench.requests(q, mode, [], lm.tokenizer)]
+    reqs = mmlu_requests(bench, questions, mode, lm)
     lm.loglikelihood(reqs[:32], batch_size=a.ll_batch_size)  # warm-up
     sync()
     t = time.perf_counter()
@@ -111,10 +114,19 @@ def time_mmlu(lm: LM, bench: Any, questions: list[Any], mode: str,
     return row, [scores, [r["pred"] for r in rows]]
 
 
+def mmlu_requests(bench: Any, questions: list[Any], mode: str, lm: LM) -> list[Any]:
+    """The MMLU benchmark's own 0-shot requests in ``mode`` (built inside its session, as a study builds them)."""
+    import tempfile
+
+    b = type(bench)(bench.settings.model_copy(update={"mode": mode, "k_shot": 0}), bench.data_root)
+    with tempfile.TemporaryDirectory() as d, b.session(lm, Path(d)):
+        return [r for q in questions for r in b.requests(q, lm)]
+
+
 def time_prompt_logprobs(vl: Any, bench: Any, questions: list[Any], scores: list[Any]) -> dict[str, Any]:
     """The letter scores again through vLLM's prompt log-probs (the path before logprob_token_ids): seconds, and
     the largest gap to the default path's scores (the same quantity, computed two ways)."""
-    reqs = [r for q in questions for r in bench.requests(q, "letter", [], vl.tokenizer)]
+    reqs = mmlu_requests(bench, questions, "letter", vl)
     pairs = vl.sequences(reqs)
     t = time.perf_counter()
     got = vl.prompt_scores(pairs, "prompt log-probs")
@@ -137,7 +149,7 @@ def run_backend(lm: LM, name: str, data: dict[str, Any], a: argparse.Namespace, 
         for mode in a.modes.split(",") if data["questions"] else []:
             row, res[mode] = time_mmlu(lm, data["mmlu"], data["questions"], mode, a)
             emit(out, {"backend": name, "task": "mmlu", **row})
-            if name == "vllm" and mode == "letter":
+            if name == "vllm" and mode == "letter" and a.prompt_logprobs:
                 row = time_prompt_logprobs(lm, data["mmlu"], data["questions"], res[mode][0])
                 emit(out, {"backend": name, "task": "mmlu", **row})
         res["identity"], res["stats"] = lm.identity, lm.stats()
@@ -149,6 +161,7 @@ def main() -> None:
 
     from sqlshift.data.spider import load_spider
     from sqlshift.lm.hf import HFLM
+    from sqlshift.lm.models import load_tokenizer
     from sqlshift.lm.vllm import VLLMLM, scheduling
     from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
     from sqlshift.sql.prompts import PromptBuilder, PromptConfig
@@ -156,9 +169,11 @@ def main() -> None:
     a = parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    hf = HFLM(a.model, dtype="bf16")
+    with_hf = "hf" in a.backends.split(",")
+    hf = HFLM(a.model, dtype="bf16") if with_hf else None
     split = load_spider(a.spider_dir, "dev")
-    builder = PromptBuilder(hf.tokenizer, split.tables, split.db_path, PromptConfig())
+    tokenizer = hf.tokenizer if hf else load_tokenizer(vllm_folder(a.model))
+    builder = PromptBuilder(tokenizer, split.tables, split.db_path, PromptConfig())
     data: dict[str, Any] = {"prompts": [builder.build(e).text for e in split.examples], "questions": []}
     if a.mmlu_dir:  # a fixed subset: the benchmark's seeded sample over every subject found
         data["mmlu"] = MMLUBenchmark(MMLUSettings(benchmark="mmlu", subjects="all", sample=a.mmlu_n), Path(a.mmlu_dir))
@@ -166,8 +181,9 @@ def main() -> None:
     emit(out, {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                "model": a.model, "adapter": a.adapter, "scale": a.scale, "spider_prompts": len(data["prompts"]),
                "mmlu_questions": len(data["questions"])})
-    res_hf = run_backend(hf, "hf", data, a, out)
-    hf.close()
+    res_hf = run_backend(hf, "hf", data, a, out) if hf else None
+    if hf:
+        hf.close()
     del hf, builder
     t = time.perf_counter()
     knobs = scheduling({"max_num_batched_tokens": a.max_num_batched_tokens, "max_num_seqs": a.max_num_seqs})
@@ -175,12 +191,19 @@ def main() -> None:
                 progress=False, **knobs)
     emit(out, {"backend": "vllm", "task": "engine_start", "seconds": round(time.perf_counter() - t, 1), **knobs})
     res_vl = run_backend(vl, "vllm", data, a, out)
-    compare(split, data, res_hf, res_vl, out)
+    if res_hf:
+        compare(split, data, res_hf, res_vl, out)
     emit(out, {"task": "imported", "in_process_engine": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0",
                "top_level_modules": imported_top_level()})
     vl.close()  # an engine left to interpreter exit aborts it (rc 134, "terminate called without an active exception")
     if a.tuned and data["questions"]:
         time_tuned_engine(a, data, res_vl, out)
+
+
+def vllm_folder(spec: str) -> str:  # the folder the vLLM backend loads (a GGUF is exported once)
+    from sqlshift.lm.vllm import cache_root, transformers_folder
+
+    return transformers_folder(spec, cache_root())
 
 
 def time_tuned_engine(a: argparse.Namespace, data: dict[str, Any], res_vl: dict[str, Any], out: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -159,11 +160,8 @@ def main() -> None:
     metrics = bench.evaluate(lm, args.out / "sqlshift")
     rows = {r["id"]: r for r in map(json.loads, (args.out / "sqlshift" / "results.jsonl").read_text().splitlines())}
     timings["sqlshift"] = time.time() - t
-    from sqlshift.data.mmlu import load_fewshot
-
-    fewshot = load_fewshot(bench.mmlu_dir(), sorted({q.subject for q in questions}), args.k_shot)[0] if args.k_shot else {}
-    contexts = {question_id(q): bench.requests(q, "letter", fewshot.get(q.subject, [])[:args.k_shot],
-                                               lm.tokenizer)[0].context for q in questions}
+    with tempfile.TemporaryDirectory() as d, bench.session(lm, Path(d)):  # its few-shot exemplars and mode
+        contexts = {question_id(q): bench.requests(q, lm)[0].context for q in questions}
 
     files = write_lmeval_data(questions, bench.mmlu_dir(), sorted({q.subject for q in questions}), args.out / "data")
     configs = lmeval_configs(files, args.k_shot)

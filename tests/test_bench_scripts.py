@@ -47,3 +47,36 @@ def test_every_script_answers_help(script: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr[-2000:]
+
+
+def test_bench_vllm_times_the_vllm_backend_alone_and_a_tuned_engine(tiny_model_dir: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU speed script's vLLM-only pass (speed.sh) on the CPU stand-in engine: rows for generation, MMLU
+    letter through the default engine and a tuned one (its knobs reach the engine), no HF rows. It checks the
+    script's logic; the timings only mean something on a GPU."""
+    import json
+
+    from vllm_stand_in import install_stand_in
+
+    from sqlshift.data.demo import ensure_demo
+
+    engine = install_stand_in(monkeypatch)
+    demo = ensure_demo(tmp_path / "demo")
+    spec = importlib.util.spec_from_file_location("bench_vllm", SCRIPTS[0].parent / "bench_vllm.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["bench_vllm.py", "--model", str(tiny_model_dir), "--spider-dir", str(demo / "spider"),
+                                      "--mmlu-dir", str(demo / "mmlu"), "--mmlu-n", "6", "--modes", "letter",
+                                      "--backends", "vllm", "--no-prompt-logprobs", "--max-new-tokens", "4",
+                                      "--tuned", "max_num_batched_tokens=4096,max_num_seqs=8", "--out", str(out)])
+    monkeypatch.setenv("SQLSHIFT_CACHE", str(tmp_path / "cache"))
+    bench.main()
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    tasks = [(r.get("backend"), r.get("task"), r.get("engine")) for r in rows]
+    assert ("vllm", "spider_generate", None) in tasks and ("vllm", "mmlu", "tuned") in tasks
+    assert next(r for r in rows if r.get("task") == "spider_generate")["prompts"] > 0
+    assert not any(b == "hf" for b, _, _ in tasks) and not any(r.get("path") for r in rows)
+    tuned = next(r for r in rows if r.get("engine") == "tuned")
+    assert tuned["same_answers"] == tuned["questions"] == 6  # the same stand-in model: the same answers
+    assert len(engine.started) == 2

@@ -2,8 +2,9 @@
 # Issue 22's speed figures on one GPU, each a before/after in one process: attention for padding-free rows
 # (bench_varlen.py: SDPA's packed mask vs variable-length flash attention on a random 1.5B-shaped model), Run 1's
 # training shape (bench_train.py: fast vs fast-varlen on Qwen2.5-Coder-1.5B), and MMLU 57 letter scoring
-# (bench_vllm.py: HF, vLLM one-step logprob_token_ids, vLLM prompt log-probs, then a second engine with larger
-# scheduling limits). Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). In the background, then poll:
+# (bench_vllm.py, vLLM only: one-step logprob_token_ids at vLLM's scheduling defaults, then a second engine with
+# larger limits; HF and prompt log-probs were timed before, BACKENDS=hf,vllm PROMPT_LOGPROBS=1 time them again).
+# Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). STEPS=varlen,train,vllm picks steps. In the background:
 #   mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/speed.sh > /root/res/speed.out 2>&1 < /dev/null &)
 #   grep -q '== speed done' /root/res/speed.log; fetch with cp -r /root/res/. $OUT/
 set -uo pipefail
@@ -21,9 +22,12 @@ step() {  # name, command...
   echo "== rc=$rc wall=$(( $(date +%s) - t0 )) s  $1" | tee -a $LOG
 }
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader | tee $LOG
-step varlen python3 benchmarks/bench_varlen.py
-step train python3 benchmarks/bench_train.py --model $Q --spider-dir /root/data/spider --variants fast,fast-varlen \
-  --steps 40 --json $OUT/bench_train.json
-step vllm python3 benchmarks/bench_vllm.py --model $Q --spider-dir /root/data/spider --mmlu-dir /root/data/mmlu \
-  --mmlu-n 14042 --modes letter --tuned max_num_batched_tokens=65536,max_num_seqs=1024 --out $OUT/bench_vllm
+STEPS=,${STEPS:-varlen,train,vllm},
+[[ $STEPS == *,varlen,* ]] && step varlen python3 benchmarks/bench_varlen.py
+[[ $STEPS == *,train,* ]] && step train python3 benchmarks/bench_train.py --model $Q --spider-dir /root/data/spider \
+  --variants fast,fast-varlen --steps 40 --json $OUT/bench_train.json
+PL=$([ "${PROMPT_LOGPROBS:-0}" = 1 ] && echo --prompt-logprobs || echo --no-prompt-logprobs)
+[[ $STEPS == *,vllm,* ]] && step vllm python3 benchmarks/bench_vllm.py --model $Q --spider-dir /root/data/spider \
+  --mmlu-dir /root/data/mmlu --mmlu-n 14042 --modes letter --backends ${BACKENDS:-vllm} $PL \
+  --tuned max_num_batched_tokens=65536,max_num_seqs=1024 --out $OUT/bench_vllm
 echo "== speed done" | tee -a $LOG

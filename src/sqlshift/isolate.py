@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +23,18 @@ log = logging.getLogger(__name__)
 #: seconds a child gets to stop on Ctrl-C (the trainer saves nothing then) before it is killed
 STOP_GRACE_S = 10.0
 
+_live: set[Any] = set()  # children running now (several when threads each run one: executor overlap)
+_live_lock = threading.Lock()
+
 
 def run_isolated(fn: Callable[..., Any], *args: Any, name: str = "sqlshift-child") -> Any:
     """``fn(*args)`` in a spawned process: its return value, or its exception raised here (Ctrl-C stops it too)."""
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args), name=name)
-    proc.start()
+    with _live_lock:
+        proc.start()
+        _live.add(proc)
     send.close()
     try:
         ok, value = recv.recv()
@@ -41,10 +47,24 @@ def run_isolated(fn: Callable[..., Any], *args: Any, name: str = "sqlshift-child
         raise
     finally:
         recv.close()
+        with _live_lock:
+            _live.discard(proc)
     proc.join()
     if ok:
         return value
     raise value
+
+
+def stop_children() -> None:
+    """Stop every child still running (Ctrl-C or a failure in the parent while other threads wait on theirs);
+    each waiting thread then gets its child's end as an error."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        if proc.is_alive() and proc.pid:
+            os.kill(proc.pid, signal.SIGINT)
+    for proc in procs:
+        stop(proc)
 
 
 def stop(proc: Any) -> None:

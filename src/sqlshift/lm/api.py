@@ -92,6 +92,11 @@ class LM(abc.ABC):
         """Raise a one-line ConfigError when this backend cannot run here (asked for by name)."""
 
     @classmethod
+    def check_shared_gpu(cls, settings: BackendSettings) -> None:
+        """Raise a one-line ConfigError when this backend, so configured, cannot share its GPU with training
+        processes (``executor: overlap``); a backend that takes memory as it goes (transformers) always can."""
+
+    @classmethod
     def suits(cls, settings: BackendSettings) -> bool:
         """Whether ``backend: auto`` should pick this backend here (the first in :data:`AUTO_ORDER` that does)."""
         return True

@@ -207,11 +207,26 @@ class VLLMSettings(BackendSettings):
     # scoring is thousands of short one-step requests, where larger steps may pay
     max_num_batched_tokens: int | None = Field(None, gt=0)  # tokens per engine step (null: vLLM's default)
     max_num_seqs: int | None = Field(None, gt=0)  # sequences per engine step (null: vLLM's default)
+    kv_cache_gib: float | None = Field(None, gt=0)  # a fixed KV cache (null: sized from gpu_memory_utilization)
 
 
-def scheduling(values: dict[str, Any]) -> dict[str, int]:
-    """The engine scheduling limits that are set (absent ones keep vLLM's defaults and old cache keys)."""
-    return {k: values[k] for k in ("max_num_batched_tokens", "max_num_seqs") if values.get(k) is not None}
+SHARED_GPU_FIX = ("set lm.kv_cache_gib (e.g. 8: the KV cache the engine keeps) and lm.gpu_memory_utilization to "
+                  "the share of the GPU left free beside the training runs (e.g. 0.3), or use executor: in-process")
+
+
+def scheduling(values: dict[str, Any]) -> dict[str, Any]:
+    """The engine limits that are set (absent ones keep vLLM's defaults and old cache keys): tokens and sequences
+    per step, and a fixed KV cache size (all decide which requests share a batch)."""
+    return {k: values[k] for k in ("max_num_batched_tokens", "max_num_seqs", "kv_cache_gib")
+            if values.get(k) is not None}
+
+
+def engine_kwargs_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Extra engine keywords as ``vllm.LLM`` takes them: ``kv_cache_gib`` becomes ``kv_cache_memory_bytes``."""
+    out = {k: v for k, v in kwargs.items() if k != "kv_cache_gib"}
+    if kwargs.get("kv_cache_gib") is not None:
+        out["kv_cache_memory_bytes"] = int(kwargs["kv_cache_gib"] * 2**30)
+    return out
 
 
 @functools.cache
@@ -239,6 +254,16 @@ class VLLMLM(TokenLM):
         return {**super().cache_identity(model, settings, adapter, scale), "vllm": installed_version(),
                 "max_model_len": getattr(settings, "max_model_len", None),
                 **scheduling(settings.model_dump())}  # the batch a request lands in moves bf16 results a little
+
+    @classmethod
+    def check_shared_gpu(cls, settings: BackendSettings) -> None:
+        """Beside training processes the engine needs a fixed KV cache (vLLM otherwise sizes it by profiling free
+        memory, which the trainings take and free meanwhile) and a small ``gpu_memory_utilization`` (vLLM refuses to
+        start when less than that share of the GPU is free)."""
+        s = VLLMSettings.model_validate(settings.model_dump())
+        if s.kv_cache_gib is None or s.gpu_memory_utilization > 0.6:
+            raise ConfigError("executor: overlap starts the vLLM engine while runs train on the same GPU, so the "
+                              "engine needs a fixed memory share", SHARED_GPU_FIX)
 
     @classmethod
     def require(cls, settings: BackendSettings) -> None:
@@ -284,7 +309,8 @@ class VLLMLM(TokenLM):
         try:
             self.llm = vllm.LLM(self.folder, dtype=self.dtype, max_model_len=max_model_len, seed=0,
                                 gpu_memory_utilization=gpu_memory_utilization, enable_lora=True,
-                                max_lora_rank=max_lora_rank, max_loras=max_loras, **engine_kwargs)
+                                max_lora_rank=max_lora_rank, max_loras=max_loras,
+                                **engine_kwargs_of(engine_kwargs))
         except Exception as e:  # noqa: BLE001 - any engine failure is one line for the user; vLLM logged the rest
             raise ModelError(f"the vLLM engine for {self.folder} did not start: {one_line(e)}", ENGINE_FIX) from None
         self._lora: Any = None

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings, available, get_benchmark
 from sqlshift.strict import Strict
 from sqlshift.errors import ConfigError
-from sqlshift.study.executors import ExecutorName, RaySettings, check_executor
+from sqlshift.study.executors import ExecutorName, OverlapSettings, RaySettings, check_executor
 from sqlshift.inputs import plain_name, read_yaml_file
 from sqlshift.sql.prompts import PromptConfig
 
@@ -118,8 +118,9 @@ class ExperimentConfig(Strict):
     baseline: bool = True  # evaluate the base model (off: e.g. a second process adding runs to a study)
     max_generality_drop: float = 2.0  # points: the budget for the report's pick
     allow_below_chance: bool = False  # report a below-chance score instead of failing (exit 3)
-    executor: ExecutorName = "in-process"  # ray: the runs, then groups of points, as Ray tasks on every GPU
+    executor: ExecutorName = "in-process"  # train, then evaluate; overlap: both at once on one GPU; ray: Ray tasks
     ray: RaySettings | None = None  # with executor: ray: the cluster to join and each task's GPUs, below
+    overlap: OverlapSettings | None = None  # with executor: overlap: how many runs train at once
 
     @field_validator("name")
     @classmethod
@@ -128,7 +129,7 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _executor(self) -> ExperimentConfig:
-        check_executor(self.executor, self.ray)
+        check_executor(self.executor, self.ray, self.overlap)
         return self
 
     @field_validator("benchmarks", mode="before")

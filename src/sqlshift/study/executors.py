@@ -1,8 +1,12 @@
-"""Where a study's pieces run: in this process (the default) or as Ray tasks over every GPU of a machine or cluster.
+"""Where a study's pieces run: in this process (the default), overlapped on one GPU, or as Ray tasks over every GPU
+of a machine or cluster.
 
-The runner asks its executor twice: train every run, then evaluate every model point. In-process does both one
-after another (each training run in a spawned child, then one model for all points). Ray runs the training runs
-as parallel tasks, then splits the points into groups, one task (one model, one vLLM engine) per group. Every task
+The runner hands its executor the study (:meth:`run_study`): train every run, evaluate every model point.
+In-process does both one after another (each training run in a spawned child, then one model for all points).
+Overlap starts the training children (a few at a time) and the evaluation model together on one GPU, evaluates
+the baseline while the runs train and each run as soon as its training ends: the engine's start and the
+evaluations hide behind training. Ray runs the training runs as parallel tasks, then splits the points into
+groups, one task (one model, one vLLM engine) per group. Every task
 writes the same files and ``steps.json`` entries as in-process (the step cache and the output locks already let
 several processes share a run directory), so a failed task reruns alone and a rerun resumes; the driver builds the
 report once at the end. This module imports nothing of the runner: a task gets the runner itself, pickled as its
@@ -11,6 +15,7 @@ config and folder (``Runner.__reduce__``) and rebuilt in the worker.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib.util
 import logging
@@ -20,12 +25,14 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sqlshift.errors import ConfigError, SqlshiftError
+from sqlshift.isolate import stop_children
 from sqlshift.strict import Strict
 
 log = logging.getLogger("sqlshift")
 
-EXECUTORS = ("in-process", "ray")
+EXECUTORS = ("in-process", "overlap", "ray")
 RAY_INSTALL = "pip install 'sqlshift[ray]'"
+POLL_S = 1.0  # how often the overlap executor looks for a failed training while it waits for another
 
 
 class RaySettings(Strict):
@@ -39,21 +46,36 @@ class RaySettings(Strict):
         "evaluation tasks, each loading the model once for its share of the points; null: one per GPU of the "
         "cluster (1 without GPUs), never more than there are points"))
 
-ExecutorName = Literal["in-process", "ray"]
+
+class OverlapSettings(Strict):
+    """How many runs train at once beside the evaluation model on the one GPU (each is a child process)."""
+
+    trainings: int = Field(2, ge=1, description=(
+        "training runs at once; each holds its own GPU memory (≈ 15 GiB for a 1.5B LoRA on the fast path), and "
+        "runs waiting for a slot start as others end"))
 
 
-def check_executor(executor: str, ray: RaySettings | None) -> None:
+ExecutorName = Literal["in-process", "overlap", "ray"]
+
+
+def check_executor(executor: str, ray: RaySettings | None, overlap: OverlapSettings | None = None) -> None:
     """Config-time checks (ValueError, as every schema problem): a ``ray:`` block needs ``executor: ray``, which
-    needs Ray installed."""
+    needs Ray installed; an ``overlap:`` block needs ``executor: overlap``."""
     if ray is not None and executor != "ray":
-        raise ValueError("ray: settings given but executor is in-process (set executor: ray, or remove ray:)")
+        raise ValueError(f"ray: settings given but executor is {executor} (set executor: ray, or remove ray:)")
+    if overlap is not None and executor != "overlap":
+        raise ValueError(f"overlap: settings given but executor is {executor} (set executor: overlap, or remove "
+                         "overlap:)")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise ValueError(f"executor: ray needs Ray, which is not installed ({RAY_INSTALL})")
 
 
-def make_executor(executor: str, settings: RaySettings | None) -> InProcess | RayExecutor:
+def make_executor(executor: str, ray: RaySettings | None = None,
+                  overlap: OverlapSettings | None = None) -> InProcess | Overlap | RayExecutor:
     """The executor a study names (``executor:`` in its config)."""
-    return RayExecutor(settings or RaySettings()) if executor == "ray" else InProcess()
+    if executor == "ray":
+        return RayExecutor(ray or RaySettings())
+    return Overlap(overlap or OverlapSettings()) if executor == "overlap" else InProcess()
 
 
 class InProcess:
@@ -65,11 +87,72 @@ class InProcess:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def train_all(self, runner: Any) -> tuple[list[Any], list[Any]]:
-        return runner.train_all()
+    def run_study(self, runner: Any) -> list[Any]:
+        """Train every run, then evaluate the baseline and every point with one model; the diverged runs."""
+        entries, diverged = runner.train_all()
+        runner.evaluate_all(runner.baseline_points() + entries)
+        return diverged
 
-    def evaluate_all(self, runner: Any, points: list[Any]) -> None:
-        runner.evaluate_all(points)
+
+class Overlap:
+    """One GPU shared: the runs train in child processes (``trainings`` at a time) while this process loads the
+    evaluation model, evaluates the baseline, then each run's points as soon as that run has trained.
+
+    Why: in-process leaves the GPU idle while the engine starts (≈ 1-2 min for vLLM) and never trains and evaluates
+    at once. The price is memory: the engine must take a fixed share (the backend's :meth:`check_shared_gpu` says
+    what it needs), and each training child holds its own."""
+
+    def __init__(self, settings: OverlapSettings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> Overlap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run_study(self, runner: Any) -> list[Any]:
+        cls, settings = runner.cfg.lm.resolve()
+        cls.check_shared_gpu(settings)
+        pool = concurrent.futures.ThreadPoolExecutor(self.settings.trainings, thread_name_prefix="sqlshift-train")
+        futures = [pool.submit(runner.train_one, run) for run in runner.cfg.runs]
+        if futures:
+            log.info("executor: overlap: %d run(s) train, %d at a time, while the model loads and evaluates",
+                     len(futures), self.settings.trainings)
+        finished = False
+        try:
+            diverged = self.evaluate_as_trained(runner, futures)
+            finished = True
+            return diverged
+        finally:
+            if not finished:  # Ctrl-C or a failure: the children still training stop now, not at their end
+                for f in futures:
+                    f.cancel()
+                stop_children()
+            pool.shutdown(wait=True, cancel_futures=True)
+            runner.close_lm()
+
+    @staticmethod
+    def evaluate_as_trained(runner: Any, futures: list[concurrent.futures.Future[Any]]) -> list[Any]:
+        """The baseline first, then each run's points in the study's order once its training has ended."""
+        runner.evaluate_points(runner.baseline_points())
+        diverged = []
+        for future in futures:
+            entries, failed = wait_for(future, futures)
+            if failed is not None:
+                diverged.append(failed)
+            runner.evaluate_points(entries)
+        return diverged
+
+
+def wait_for(future: concurrent.futures.Future[Any], others: list[concurrent.futures.Future[Any]]) -> Any:
+    """``future``'s result; but any other run's error is raised as soon as it happens (the study stops then, not
+    after the runs before it in the study's order have finished training)."""
+    while not concurrent.futures.wait([future], timeout=POLL_S).done:
+        for f in others:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+    return future.result()
 
 
 class RayExecutor:
@@ -153,6 +236,12 @@ class RayExecutor:
             return self.get(refs[spec.name], runner, f"train/{spec.name}")
 
         return runner.train_all(entries)
+
+    def run_study(self, runner: Any) -> list[Any]:
+        """The runs as parallel tasks, then the baseline and every point in groups of tasks; the diverged runs."""
+        entries, diverged = self.train_all(runner)
+        self.evaluate_all(runner, runner.baseline_points() + entries)
+        return diverged
 
     def evaluate_all(self, runner: Any, points: list[Any]) -> None:
         """One task per group of points, each loading the model once; their guard problems come back here."""

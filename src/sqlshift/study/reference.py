@@ -99,13 +99,14 @@ def reference_markdown() -> str:
     from sqlshift.benchmarks.api import BenchmarkSettings, available, get_benchmark
     from sqlshift.benchmarks.voting import DecodingSettings
     from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec
-    from sqlshift.study.executors import RaySettings
+    from sqlshift.study.executors import OverlapSettings, RaySettings
     from sqlshift.sql.prompts import PromptConfig
     from sqlshift.train.config import DataSettings, LoraSettings, ReplaySettings, TrainConfig
 
     parts = [HEADER, *section("The study (top level)", ExperimentConfig),
              *section("`lm:` how the model runs", LMSettings), *backend_sections(),
              *section("`runs:` one fine-tuning run", RunSpec),
+             *section("`overlap:` with `executor: overlap` (one GPU)", OverlapSettings),
              *section("`ray:` with `executor: ray` (`pip install 'sqlshift[ray]'`)", RaySettings),
              *section("`prompt:` Text-to-SQL prompts", PromptConfig),
              *section("`benchmarks:` keys every benchmark takes", BenchmarkSettings)]

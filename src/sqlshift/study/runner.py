@@ -253,27 +253,32 @@ class Runner:
         record = self.record.model_copy(update={"specialty": spec, "generality": gen})
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(record.model_dump(mode="json"), sort_keys=False))
         log.info("plan: %s", plan(self.cfg, self.benches))
-        # Every run is trained (each in its own process) before the model is loaded for evaluation: one model
-        # (one vLLM engine) then serves the baseline and every point, and training never competes for its memory.
-        # The executor does both here, or as Ray tasks (one model per group of points).
-        with make_executor(self.cfg.executor, self.cfg.ray) as executor:
-            entries, diverged = executor.train_all(self)
-            points = ([ModelEntry("baseline", "baseline")] if self.cfg.baseline else []) + entries
-            executor.evaluate_all(self, points)
+        # In-process: every run is trained (each in its own process) before the model is loaded for evaluation, so
+        # one model (one vLLM engine) serves the baseline and every point and training never competes for its
+        # memory. Overlap: training children and the model share the GPU. Ray: tasks over every GPU.
+        with make_executor(self.cfg.executor, self.cfg.ray, self.cfg.overlap) as executor:
+            diverged = executor.run_study(self)
         from sqlshift.report import build_report
 
         paths = build_report(self.run_dir)
         self.raise_problems(diverged)
         return paths
 
+    def baseline_points(self) -> list[ModelEntry]:
+        return [ModelEntry("baseline", "baseline")] if self.cfg.baseline else []
+
     def evaluate_all(self, points: list[ModelEntry]) -> None:
         """Every point with one model (loaded at the first point that needs it), closed at the end."""
         try:
-            for i, entry in enumerate(points):
-                self.evaluate_entry(entry)
-                self.log_estimate(points[i + 1:])
+            self.evaluate_points(points)
         finally:
             self.close_lm()
+
+    def evaluate_points(self, points: list[ModelEntry]) -> None:
+        """Each point in turn with the model held (loaded when first needed; left open for the caller to close)."""
+        for i, entry in enumerate(points):
+            self.evaluate_entry(entry)
+            self.log_estimate(points[i + 1:])
 
     def train_all(self, trained: Callable[[RunSpec], list[ModelEntry]] | None = None
                   ) -> tuple[list[ModelEntry], list[TrainingDiverged]]:
@@ -282,13 +287,20 @@ class Runner:
         entries: list[ModelEntry] = []
         diverged: list[TrainingDiverged] = []
         for run in self.cfg.runs:
-            try:
-                entries += (trained or self.run_entries)(run)
-            except TrainingDiverged as e:  # a NaN adapter is not a model: record it, go on with the other runs
-                log.error("%s", e)
-                diverged.append(e)
-                self.record_failure(run.name, str(e))
+            got, failed = self.train_one(run, trained)
+            entries += got
+            diverged += [failed] if failed else []
         return entries, diverged
+
+    def train_one(self, run: RunSpec, trained: Callable[[RunSpec], list[ModelEntry]] | None = None
+                  ) -> tuple[list[ModelEntry], TrainingDiverged | None]:
+        """One run's points; a diverged run (a NaN adapter is not a model) is recorded and has none."""
+        try:
+            return (trained or self.run_entries)(run), None
+        except TrainingDiverged as e:
+            log.error("%s", e)
+            self.record_failure(run.name, str(e))
+            return [], e
 
     def close_lm(self) -> None:
         """Shut the evaluation model (engine) down explicitly: a vLLM engine left to interpreter exit aborts it."""
