@@ -58,6 +58,17 @@ def test_probe_fails_a_kernel_that_attends_across_examples() -> None:
     assert not varlen.probe(whole_pack, torch.device("cpu"))
 
 
+def test_probe_fails_a_kernel_whose_backward_is_wrong() -> None:
+    """Right outputs are not enough: training also runs the backward (here no gradient reaches k and v)."""
+    import torch
+
+    def no_kv_grad(q, k, v, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False):  # noqa: ANN001, ANN202
+        return kernel_2_12(q, k.detach(), v.detach(), cu_q, cu_k, max_q, max_k, scale=scale, window_size=window_size,
+                           enable_gqa=enable_gqa)
+
+    assert varlen.probe(kernel_2_12, torch.device("cpu")) and not varlen.probe(no_kv_grad, torch.device("cpu"))
+
+
 def test_pack_bounds_from_position_ids_and_from_the_collator() -> None:
     import torch
 
@@ -149,3 +160,14 @@ def test_full_fine_tuning_keeps_fp32_master_weights_on_the_fast_path(monkeypatch
     full = trainer.resolve_speed_path(TrainConfig(fast_path=True, lora={"enabled": False}))
     assert lora.fast and lora.base_dtype == "bf16" and lora.attn_implementation == "sdpa"
     assert full.fast and full.base_dtype == "fp32" and full.padding_free
+
+
+def test_varlen_false_keeps_sdpa_where_the_probe_would_pass(monkeypatch) -> None:  # noqa: ANN001
+    import sqlshift.train.trainer as trainer
+    from sqlshift.train.config import TrainConfig
+
+    monkeypatch.setattr(trainer, "cuda_available", lambda: True)
+    monkeypatch.setattr(varlen, "varlen_usable", lambda: True)
+    monkeypatch.setattr(varlen, "register", lambda: None)
+    assert trainer.resolve_speed_path(TrainConfig(fast_path=True)).attn_implementation == varlen.NAME
+    assert trainer.resolve_speed_path(TrainConfig(fast_path=True, varlen=False)).attn_implementation == "sdpa"

@@ -88,6 +88,8 @@ class TrainConfig(BaseModel):
     packing: bool = False
     fast_path: bool = Field(False, description="CUDA only: bf16 frozen base (fp32 LoRA), padding-free batches, variable-length "
                                                "attention (or SDPA), liger layer kernels when installed; no effect on CPU")
+    varlen: bool = Field(True, description="fast path: variable-length attention when a probe on the GPU matches SDPA; "
+                                           "false: SDPA with a packed mask")
     save_steps: int = Field(100, gt=0)
     logging_steps: int = Field(10, gt=0)
     save_total_limit: int | None = None

@@ -138,7 +138,7 @@ def resolve_speed_path(cfg: TrainConfig, q4: bool = False) -> SpeedPath:
             log.info("fast_path needs CUDA: training on the standard path")
         return SpeedPath(False, "bf16" if q4 else "fp32", cfg.attn_implementation, False, False)
     attn = "sdpa" if cfg.attn_implementation == "eager" else cfg.attn_implementation
-    if attn == "sdpa" and varlen.varlen_usable():  # padding-free rows without SDPA's packed mask
+    if attn == "sdpa" and cfg.varlen and varlen.varlen_usable():  # padding-free rows without SDPA's packed mask
         varlen.register()
         attn = varlen.NAME
     # A full fine-tune keeps fp32 master weights under bf16 autocast: bf16 weights would drop every update smaller
