@@ -12,7 +12,10 @@ Variants (``--variants``, comma-separated, run in this order; liger patches the 
 std-eager (the session-4 setting: fp32 base + bf16 autocast, eager attention, padded batches), std-sdpa (the same
 with SDPA), fast-noliger (bf16 base, fp32 LoRA, SDPA, padding-free), fast (that with liger's kernels: the fast path
 of session 5), fast-varlen (that with PyTorch's variable-length flash attention instead of SDPA's packed mask: the fast
-path where the GPU runs it; CUDA only).
+path where the GPU runs it; CUDA only), fast-varlen-16x1 (the same with 16 rows per micro-batch and no accumulation:
+the same 16 rows per optimizer step in half the kernel launches, for a host-bound step), plain (the reference the
+fast path is held to: a hand-written loop of transformers + peft, bf16 base, fp32 LoRA, SDPA, each micro-batch padded
+to its longest row, torch's AdamW; no Trainer, no trl; run it first, before liger patches the model).
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ VARIANTS = {
     "fast-noliger": SpeedPath(True, "bf16", "sdpa", True, False),
     "fast": SpeedPath(True, "bf16", "sdpa", True, True),
     "fast-varlen": SpeedPath(True, "bf16", varlen.NAME, True, True),
+    "fast-varlen-16x1": SpeedPath(True, "bf16", varlen.NAME, True, True),
+    "plain": SpeedPath(False, "bf16", "sdpa", False, False),
 }
+SHAPES = {"fast-varlen-16x1": (16, 1)}  # (rows per micro-batch, accumulation) where a variant sets its own
+PLAIN = "plain loop: transformers + peft, bf16 base, fp32 LoRA, sdpa attention, padded batches, torch AdamW"
 
 
 class StepTimer(TrainerCallback):
@@ -112,6 +119,11 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
     """Train ``cfg.max_steps`` steps on variant ``name``; time the steps after ``warmup``."""
     import torch
 
+    if name == "plain":
+        return bench_plain(model, tok, rows, cfg, warmup)
+    if name in SHAPES:
+        batch, accum = SHAPES[name]
+        cfg = cfg.model_copy(update={"per_device_batch_size": batch, "gradient_accumulation_steps": accum})
     path = VARIANTS[name]
     if path.attn_implementation == varlen.NAME:
         varlen.register()
@@ -144,6 +156,65 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
     if hasattr(base, "unload"):
         base.unload()  # strip the LoRA layers so the next variant starts from the same base model
     return res
+
+
+def bench_plain(model: Any, tok: Any, rows: list[dict[str, Any]], cfg: Any, warmup: int) -> dict[str, Any]:
+    """The plain loop on the same rows, shape and LoRA: what the fast path's Trainer and trl cost on top."""
+    import torch
+    from peft import get_peft_model
+
+    from sqlshift.train.data import tokenize_rows_like_trl
+    from sqlshift.train.trainer import lora_config
+
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"
+    model.to(dev, torch.bfloat16 if cuda else torch.float32)
+    set_attention(model, "sdpa")
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    set_seed(cfg.seed)
+    peft_model = get_peft_model(model, lora_config(cfg))  # LoRA weights in fp32 (peft's autocast_adapter_dtype)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=cuda)
+    data = tokenize_rows_like_trl(tok, rows, cfg.max_length)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+    batch, accum = cfg.per_device_batch_size, cfg.gradient_accumulation_steps
+    times, counts, losses = [], [], []
+    for step in range(cfg.max_steps):
+        n, total = 0, torch.zeros((), device=dev)
+        for m in range(accum):
+            ids, labels, mask = padded([data[i] for i in order[(step * accum + m) * batch:][:batch]], tok, dev)
+            with torch.autocast(dev, dtype=torch.bfloat16, enabled=cuda):
+                loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss / accum
+            loss.backward()
+            total, n = total + loss.detach(), n + int(mask.sum())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter())
+        counts.append(n)
+        losses.append(total)
+    secs, steps = times[-1] - times[warmup - 1], len(times) - warmup
+    tokens = float(sum(counts[warmup:]))
+    peft_model.unload()
+    return {"variant": "plain", "path": PLAIN, "steps_timed": steps, "real_tokens": tokens,
+            "real_tokens_per_s": round(tokens / secs, 1), "s_per_step": round(secs / steps, 3),
+            "losses": [float(x) for x in losses], "grad_norms": [None] * len(losses),
+            "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
+
+
+def padded(batch: list[tuple[list[int], list[int], int]], tok: Any, dev: str) -> tuple[Any, Any, Any]:
+    """(input ids, labels, attention mask) of a micro-batch, right-padded to its longest row."""
+    import torch
+
+    width = max(len(ids) for ids, _, _ in batch)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ids = torch.tensor([x + [pad] * (width - len(x)) for x, _, _ in batch], device=dev)
+    labels = torch.tensor([y + [-100] * (width - len(y)) for _, y, _ in batch], device=dev)
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _, _ in batch], device=dev)
+    return ids, labels, mask
 
 
 def main() -> None:
@@ -180,7 +251,8 @@ def main() -> None:
     model, tok = load_model(a.model, dtype="fp32", attn_implementation="sdpa")
     tok.padding_side = "right"
     rows, _ = build_training_rows(tok, cfg)
-    rows = rows[: a.steps * a.batch * a.accum]  # the rows the steps consume (the trainer shuffles them, seeded)
+    per_step = max([a.batch * a.accum] + [b * m for n, (b, m) in SHAPES.items() if n in names])
+    rows = rows[: a.steps * per_step]  # the rows the steps consume (the trainer shuffles them, seeded)
     mask = check_mask_coverage(tok, rows, cfg.max_length)
     print(json.dumps({"rows": len(rows), "mean_tokens": mask["mean_tokens"], "max_tokens": mask["max_tokens"],
                       "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}), flush=True)

@@ -80,3 +80,30 @@ def test_bench_vllm_times_the_vllm_backend_alone_and_a_tuned_engine(tiny_model_d
     tuned = next(r for r in rows if r.get("engine") == "tuned")
     assert tuned["same_answers"] == tuned["questions"] == 6  # the same stand-in model: the same answers
     assert len(engine.started) == 2
+
+
+def test_bench_train_plain_loop_beside_the_trainer(tiny_model_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand-written reference loop runs on the same rows and shape as a Trainer variant and reports the same
+    figures (CPU: the logic only; its speed means something on a GPU, benchmarks/gpu/speed.sh)."""
+    import json
+
+    from sqlshift.data.demo import ensure_demo
+
+    spec = importlib.util.spec_from_file_location("bench_train", SCRIPTS[0].parent / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--model", str(tiny_model_dir), "--spider-dir",
+                                      str(ensure_demo(tmp_path / "demo") / "spider"), "--steps", "3", "--warmup", "1",
+                                      "--batch", "2", "--accum", "2", "--variants", "plain,std-sdpa",
+                                      "--json", str(out)])
+    bench.main()
+    plain, trainer = json.loads(out.read_text())
+    assert plain["variant"] == "plain" and trainer["variant"] == "std-sdpa"
+    assert plain["steps_timed"] == trainer["steps_timed"] == 2 and plain["real_tokens"] > 0
+    assert len(plain["losses"]) == 3 and all(x > 0 for x in plain["losses"])
+    # the same rows in the same order (the Trainer's seeded shuffle) and the same LoRA: the same tokens, and losses
+    # within fp32 noise and the loss normalisation (per micro-batch here, per step in trl)
+    assert plain["real_tokens"] == trainer["real_tokens"]
+    assert all(abs(x - y) < 0.05 * y for x, y in zip(plain["losses"], trainer["losses"]))
