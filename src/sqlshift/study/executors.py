@@ -51,7 +51,7 @@ class OverlapSettings(Strict):
     """How many runs train at once beside the evaluation model on the one GPU (each is a child process)."""
 
     trainings: int = Field(2, ge=1, description=(
-        "training runs at once; each holds its own GPU memory (≈ 15 GiB for a 1.5B LoRA on the fast path), and "
+        "training runs at once; each holds its own GPU memory (≈ 27 GiB for a 1.5B LoRA on the fast path, H100), and "
         "runs waiting for a slot start as others end"))
 
 
