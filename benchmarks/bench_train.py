@@ -15,7 +15,9 @@ of session 5), fast-varlen (that with PyTorch's variable-length flash attention 
 path where the GPU runs it; CUDA only), fast-varlen-16x1 (the same with 16 rows per micro-batch and no accumulation:
 the same 16 rows per optimizer step in half the kernel launches, for a host-bound step), plain (the reference the
 fast path is held to: a hand-written loop of transformers + peft, bf16 base, fp32 LoRA, SDPA, each micro-batch padded
-to its longest row, torch's AdamW; no Trainer, no trl; run it first, before liger patches the model).
+to its longest row, torch's AdamW; no Trainer, no trl; run it first, before liger patches the model). A variant
+name ending in ``+compile`` (e.g. fast-varlen+compile) is that variant with every decoder layer compiled
+(``torch.compile``, dynamic shapes): fused element-wise work, fewer kernel launches for a host-bound step.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ VARIANTS = {
     "plain": SpeedPath(False, "bf16", "sdpa", False, False),
 }
 SHAPES = {"fast-varlen-16x1": (16, 1)}  # (rows per micro-batch, accumulation) where a variant sets its own
+COMPILE = "+compile"
+
+
+def path_of(name: str) -> SpeedPath:
+    """A variant's speed path (``+compile`` modifies a variant, it is not one)."""
+    return VARIANTS[name.removesuffix(COMPILE)]
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The transformer blocks: the first ``layers`` ModuleList (under peft's wrappers too)."""
+    import torch
+
+    return next(list(m) for n, m in model.named_modules() if n.endswith("layers") and isinstance(m, torch.nn.ModuleList))
 PLAIN = "plain loop: transformers + peft, bf16 base, fp32 LoRA, sdpa attention, padded batches, torch AdamW"
 
 
@@ -121,10 +136,11 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
 
     if name == "plain":
         return bench_plain(model, tok, rows, cfg, warmup)
-    if name in SHAPES:
-        batch, accum = SHAPES[name]
+    base, compiled = name.removesuffix(COMPILE), name.endswith(COMPILE)
+    if base in SHAPES:
+        batch, accum = SHAPES[base]
         cfg = cfg.model_copy(update={"per_device_batch_size": batch, "gradient_accumulation_steps": accum})
-    path = VARIANTS[name]
+    path = VARIANTS[base]
     if path.attn_implementation == varlen.NAME:
         varlen.register()
     model.to(torch.bfloat16 if path.base_dtype == "bf16" else torch.float32)
@@ -135,17 +151,25 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
         torch.cuda.reset_peak_memory_stats()
     set_seed(cfg.seed)  # the same LoRA initialisation for every variant
     trainer = make_trainer(model, tok, rows, cfg, out, path)
+    layers = decoder_layers(trainer.model) if compiled else []
+    for layer in layers:  # after peft and liger have changed the modules, so that the compiled code includes them
+        layer.compile(dynamic=True)
     timer = StepTimer()
     trainer.add_callback(timer)
     if profile is not None:
         trainer.add_callback(ProfileSteps(profile / name, skip=warmup))
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        for layer in layers:
+            layer._compiled_call_impl = None  # the next variant runs the layers as they are
     logs = [h for h in trainer.state.log_history if "num_tokens" in h]
     tokens = logs[-1]["num_tokens"] - logs[warmup - 1]["num_tokens"]
     secs = timer.times[-1] - timer.times[warmup - 1]
     steps = len(timer.times) - warmup
     micro = cfg.gradient_accumulation_steps
-    res = {"variant": name, "path": path.describe(), "steps_timed": steps, "real_tokens": tokens,
+    res = {"variant": name, "path": path.describe() + (", decoder layers compiled" if compiled else ""),
+           "steps_timed": steps, "real_tokens": tokens,
            "real_tokens_per_s": round(tokens / secs, 1), "s_per_step": round(secs / steps, 3),
            "losses": [h["loss"] for h in logs], "grad_norms": [h.get("grad_norm") for h in logs],
            "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
@@ -238,10 +262,13 @@ def main() -> None:
     import torch
 
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
-    liger = [n for n in names if VARIANTS[n].liger]
+    unknown = [n for n in names if n.removesuffix(COMPILE) not in VARIANTS or n == "plain" + COMPILE]
+    if unknown:
+        sys.exit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)} (+compile on any)")
+    liger = [n for n in names if path_of(n).liger]
     if liger and names[-len(liger):] != liger:
         sys.exit(f"run the liger variants ({', '.join(liger)}) last: liger patches the model for good")
-    if varlen.NAME in {VARIANTS[n].attn_implementation for n in names} and not varlen.varlen_usable():
+    if varlen.NAME in {path_of(n).attn_implementation for n in names} and not varlen.varlen_usable():
         sys.exit("fast-varlen needs a CUDA GPU whose torch has torch.nn.attention.varlen (see the log line above)")
     # configs/mitigation.yaml's Run 1: Table 1 without QLoRA, adamw_torch, 8 x 2
     cfg = load_train_config(a.config, {"model": a.model, "load_in_4bit": False, "optimizer": "adamw_torch",

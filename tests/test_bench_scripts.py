@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,46 @@ def test_bench_train_plain_loop_beside_the_trainer(tiny_model_dir: Path, tmp_pat
     # within fp32 noise and the loss normalisation (per micro-batch here, per step in trl)
     assert plain["real_tokens"] == trainer["real_tokens"]
     assert all(abs(x - y) < 0.05 * y for x, y in zip(plain["losses"], trainer["losses"]))
+
+
+@pytest.mark.slow  # torch.compile of two decoder layers on CPU: about a minute on 2 cores
+def test_bench_train_compiled_variant_matches_and_is_undone(tiny_model_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``+compile`` compiles the decoder layers for that variant only: the same losses (fused kernels round a
+    little differently), and the next variant runs the layers uncompiled again."""
+    import json
+
+    from sqlshift.data.demo import ensure_demo
+
+    spec = importlib.util.spec_from_file_location("bench_train", SCRIPTS[0].parent / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    seen: list[bool] = []
+    real = bench.bench_one
+
+    def spy(name: str, model: Any, *a: Any, **kw: Any) -> Any:
+        out = real(name, model, *a, **kw)
+        seen.append(any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()))
+        return out
+
+    monkeypatch.setattr(bench, "bench_one", spy)
+    out = tmp_path / "bench.json"
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--model", str(tiny_model_dir), "--spider-dir",
+                                      str(ensure_demo(tmp_path / "demo") / "spider"), "--steps", "3", "--warmup", "1",
+                                      "--batch", "2", "--accum", "1", "--variants", "std-sdpa+compile,std-sdpa",
+                                      "--json", str(out)])
+    bench.main()
+    compiled, eager = json.loads(out.read_text())
+    assert compiled["path"].endswith("decoder layers compiled") and not eager["path"].endswith("compiled")
+    assert all(abs(x - y) < 1e-3 for x, y in zip(compiled["losses"], eager["losses"]))
+    assert seen == [False, False]  # compiled layers were restored after their variant
+
+
+def test_bench_train_refuses_an_unknown_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("bench_train", SCRIPTS[0].parent / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--spider-dir", "x", "--variants", "fast,plain+compile"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert "unknown variant(s) plain+compile" in str(e.value)
