@@ -63,9 +63,7 @@ def test_bench_vllm_times_the_vllm_backend_alone_and_a_tuned_engine(tiny_model_d
 
     engine = install_stand_in(monkeypatch)
     demo = ensure_demo(tmp_path / "demo")
-    spec = importlib.util.spec_from_file_location("bench_vllm", SCRIPTS[0].parent / "bench_vllm.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_vllm")
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["bench_vllm.py", "--model", str(tiny_model_dir), "--spider-dir", str(demo / "spider"),
                                       "--mmlu-dir", str(demo / "mmlu"), "--mmlu-n", "6", "--modes", "letter",
@@ -83,24 +81,36 @@ def test_bench_vllm_times_the_vllm_backend_alone_and_a_tuned_engine(tiny_model_d
     assert len(engine.started) == 2
 
 
-def test_bench_train_plain_loop_beside_the_trainer(tiny_model_dir: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hand-written reference loop runs on the same rows and shape as a Trainer variant and reports the same
-    figures (CPU: the logic only; its speed means something on a GPU, benchmarks/gpu/speed.sh)."""
+def load_script(name: str) -> Any:
+    """A benchmarks/ script as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS[0].parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_bench_train(bench: Any, model_dir: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch, variants: str,
+                    accum: int) -> list[dict[str, Any]]:
+    """bench_train's main on the demo's Spider rows: 3 steps of 2 x ``accum``; its --json rows."""
     import json
 
     from sqlshift.data.demo import ensure_demo
 
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPTS[0].parent / "bench_train.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = tmp_path / "bench.json"
-    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--model", str(tiny_model_dir), "--spider-dir",
-                                      str(ensure_demo(tmp_path / "demo") / "spider"), "--steps", "3", "--warmup", "1",
-                                      "--batch", "2", "--accum", "2", "--variants", "plain,std-sdpa",
+    out = tmp / "bench.json"
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--model", str(model_dir), "--spider-dir",
+                                      str(ensure_demo(tmp / "demo") / "spider"), "--steps", "3", "--warmup", "1",
+                                      "--batch", "2", "--accum", str(accum), "--variants", variants,
                                       "--json", str(out)])
     bench.main()
-    plain, trainer = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_bench_train_plain_loop_beside_the_trainer(tiny_model_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand-written reference loop runs on the same rows and shape as a Trainer variant and reports the same
+    figures (CPU: the logic only; its speed means something on a GPU, benchmarks/gpu/speed.sh)."""
+    plain, trainer = run_bench_train(load_script("bench_train"), tiny_model_dir, tmp_path, monkeypatch,
+                                     "plain,std-sdpa", accum=2)
     assert plain["variant"] == "plain" and trainer["variant"] == "std-sdpa"
     assert plain["steps_timed"] == trainer["steps_timed"] == 2 and plain["real_tokens"] > 0
     assert len(plain["losses"]) == 3 and all(x > 0 for x in plain["losses"])
@@ -115,13 +125,7 @@ def test_bench_train_compiled_variant_matches_and_is_undone(tiny_model_dir: Path
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """``+compile`` compiles the decoder layers for that variant only: the same losses (fused kernels round a
     little differently), and the next variant runs the layers uncompiled again."""
-    import json
-
-    from sqlshift.data.demo import ensure_demo
-
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPTS[0].parent / "bench_train.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_train")
     seen: list[bool] = []
     real = bench.bench_one
 
@@ -131,22 +135,14 @@ def test_bench_train_compiled_variant_matches_and_is_undone(tiny_model_dir: Path
         return out
 
     monkeypatch.setattr(bench, "bench_one", spy)
-    out = tmp_path / "bench.json"
-    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--model", str(tiny_model_dir), "--spider-dir",
-                                      str(ensure_demo(tmp_path / "demo") / "spider"), "--steps", "3", "--warmup", "1",
-                                      "--batch", "2", "--accum", "1", "--variants", "std-sdpa+compile,std-sdpa",
-                                      "--json", str(out)])
-    bench.main()
-    compiled, eager = json.loads(out.read_text())
+    compiled, eager = run_bench_train(bench, tiny_model_dir, tmp_path, monkeypatch, "std-sdpa+compile,std-sdpa", 1)
     assert compiled["path"].endswith("decoder layers compiled") and not eager["path"].endswith("compiled")
     assert all(abs(x - y) < 1e-3 for x, y in zip(compiled["losses"], eager["losses"]))
     assert seen == [False, False]  # compiled layers were restored after their variant
 
 
 def test_bench_train_refuses_an_unknown_variant(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPTS[0].parent / "bench_train.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_train")
     monkeypatch.setattr(sys, "argv", ["bench_train.py", "--spider-dir", "x", "--variants", "fast,plain+compile"])
     with pytest.raises(SystemExit) as e:
         bench.main()
