@@ -98,9 +98,10 @@ class Overlap:
     """One GPU shared: the runs train in child processes (``trainings`` at a time) while this process loads the
     evaluation model, evaluates the baseline, then each run's points as soon as that run has trained.
 
-    Why: in-process leaves the GPU idle while the engine starts (≈ 1-2 min for vLLM) and never trains and evaluates
-    at once. The price is memory: the engine must take a fixed share (the backend's :meth:`check_shared_gpu` says
-    what it needs), and each training child holds its own."""
+    Why: in-process trains one run at a time, and a LoRA step is host-bound (on an H100 a 1.5B step is ≈ 0.1 s of
+    GPU work in ≈ 0.6 s), so two runs at once nearly double the training throughput (docs/results.md, session 8);
+    the engine's start runs beside them, though it then finishes only when they do. The price is memory: the engine
+    takes a fixed share (the backend's :meth:`check_shared_gpu` says what it needs), each training child its own."""
 
     def __init__(self, settings: OverlapSettings) -> None:
         self.settings = settings
