@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlshift.lm.api import LM, Generation
+from sqlshift.lm.api import LM, Generation, LoglikelihoodRequest
 
 
 class TokenLM(LM):
@@ -24,6 +24,32 @@ class TokenLM(LM):
 
     def encode_continuation(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_contexts(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode_context` of many texts in two batched tokenizer calls (a fast tokenizer spreads a batch
+        over every core): the same ids, without one Python round trip per text."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        templated = [bool(bos and t.startswith(bos)) for t in texts]
+        out: list[list[int]] = [[] for _ in texts]
+        for flag in (False, True):
+            idx = [i for i, f in enumerate(templated) if f == flag]
+            if idx:
+                ids = self.tokenizer([texts[i] for i in idx], add_special_tokens=not flag)["input_ids"]
+                for i, x in zip(idx, ids):
+                    out[i] = list(x)
+        return out
+
+    def encode_pairs(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[list[int], list[int]]]:
+        """(context ids, continuation ids) of each request, every distinct text tokenised once: MMLU's four answer
+        letters share one context, so its 56168 requests need 14042 context encodings and 4 continuation ones
+        (tokenising each request's context cost ≈ 15 s of the host's time per model for MMLU 57)."""
+        if not requests:
+            return []
+        ctxs = list(dict.fromkeys(r.context for r in requests))
+        conts = list(dict.fromkeys(r.continuation for r in requests))
+        ctx_ids = dict(zip(ctxs, self.encode_contexts(ctxs)))
+        cont_ids = dict(zip(conts, self.tokenizer(conts, add_special_tokens=False)["input_ids"]))
+        return [(list(ctx_ids[r.context]), list(cont_ids[r.continuation])) for r in requests]
 
     @property
     def pad_id(self) -> int:

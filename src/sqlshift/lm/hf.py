@@ -169,7 +169,7 @@ class HFLM(TokenLM):
         groups: dict[tuple[int, tuple[str, ...]], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.max_new_tokens, r.stop), []).append(i)
-        encoded = [self.encode_context(r.prompt) for r in requests]
+        encoded = self.encode_contexts([r.prompt for r in requests])
         self.model.eval()
         with tqdm(total=len(requests), desc=desc, disable=not requests) as bar:
             for (limit, stops), members in groups.items():
@@ -221,8 +221,7 @@ class HFLM(TokenLM):
         """Summed continuation log-probs; single-token continuations of one context share a forward pass."""
         from tqdm import tqdm
 
-        enc = [(self.encode_context(r.context), self.encode_continuation(r.continuation)) for r in requests]
-        enc = [(self.fit(c, k), k) for c, k in enc]
+        enc = [(self.fit(c, k), k) for c, k in self.encode_pairs(requests)]
         out: list[tuple[float, bool] | None] = [None] * len(requests)
         single: dict[tuple[int, ...], list[int]] = {}
         multi: list[int] = []

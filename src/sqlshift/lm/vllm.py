@@ -406,8 +406,8 @@ class VLLMLM(TokenLM):
         for r in requests:
             if (r.max_new_tokens, r.stop) not in params:
                 params[(r.max_new_tokens, r.stop)] = self.params(r, stop_ids, sampling)
-        prompts = [TokensPrompt(prompt_token_ids=self.clip(self.encode_context(r.prompt), r.max_new_tokens))
-                   for r in requests]
+        prompts = [TokensPrompt(prompt_token_ids=self.clip(ids, r.max_new_tokens))
+                   for r, ids in zip(requests, self.encode_contexts([r.prompt for r in requests]))]
         outs = self.llm.generate(prompts, [params[(r.max_new_tokens, r.stop)] for r in requests],
                                  lora_request=self._lora, use_tqdm=self.bar(desc))
         return [[self.finish(list(c.token_ids), r.stop, r.max_new_tokens, stop_ids) for c in o.outputs]
@@ -427,8 +427,7 @@ class VLLMLM(TokenLM):
     def sequences(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[tuple[int, ...], int]]:
         """(context + continuation ids, continuation length) per request, the context clipped to fit."""
         out = []
-        for r in requests:
-            ctx, cont = self.encode_context(r.context), self.encode_continuation(r.continuation)
+        for ctx, cont in self.encode_pairs(requests):
             ctx = self.clip(ctx, len(cont) + 1) or [self.first_token]  # + 1: the one token vLLM then samples
             out.append((tuple(ctx + cont), len(cont)))
         return out
