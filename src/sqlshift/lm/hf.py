@@ -41,6 +41,16 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any, Any
     return ids, mask, pos
 
 
+def read_scores(rows: Any, wanted: list[tuple[int, int, int]]) -> tuple[list[float], list[int]]:
+    """(log-prob of each wanted (row, _, token), the argmax token of its row) in two device-to-host copies, not two
+    per request (MMLU 57: 56168 of them)."""
+    import torch
+
+    r = torch.tensor([k for k, _, _ in wanted], device=rows.device)
+    t = torch.tensor([x for _, _, x in wanted], device=rows.device)
+    return rows[r, t].tolist(), rows.argmax(-1)[r].tolist()
+
+
 def length_sorted(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Positions in batches of similar length, longest first (little padding; an OOM shows up at once)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -237,13 +247,11 @@ class HFLM(TokenLM):
         with tqdm(total=len(requests), desc=desc, disable=not requests) as bar:
             contexts = list(single)
             for batch in length_sorted([len(c) for c in contexts], bs):
-                ctxs = [list(contexts[j]) for j in batch]
-                rows = self.next_token_logprobs(ctxs)
-                for j, lp in zip(batch, rows):
-                    for i in single[contexts[j]]:
-                        t = enc[i][1][0]
-                        out[i] = (float(lp[t]), bool(int(lp.argmax()) == t))
-                    bar.update(len(single[contexts[j]]))
+                rows = self.next_token_logprobs([list(contexts[j]) for j in batch])
+                wanted = [(k, i, enc[i][1][0]) for k, j in enumerate(batch) for i in single[contexts[j]]]
+                for (k, i, t), lp, top in zip(wanted, *read_scores(rows, wanted)):
+                    out[i] = (lp, top == t)
+                bar.update(len(wanted))
             for batch in length_sorted([len(enc[i][0]) + len(enc[i][1]) for i in multi], bs):
                 idx = [multi[j] for j in batch]
                 for i, r in zip(idx, self.continuation_logprobs([enc[i] for i in idx])):
