@@ -56,21 +56,29 @@ def run_isolated(fn: Callable[..., Any], *args: Any, name: str = "sqlshift-child
 
 
 def stop_children() -> None:
-    """Stop every child still running (Ctrl-C or a failure in the parent while other threads wait on theirs);
-    each waiting thread then gets its child's end as an error."""
+    """Stop every child still running (Ctrl-C or a failure in the parent while other threads wait on theirs), all
+    within one grace period; each waiting thread then gets its child's end as an error."""
     with _live_lock:
         procs = list(_live)
     for proc in procs:
-        if proc.is_alive() and proc.pid:
-            os.kill(proc.pid, signal.SIGINT)
+        interrupt(proc)
     for proc in procs:
-        stop(proc)
+        reap(proc)
 
 
 def stop(proc: Any) -> None:
     """Pass Ctrl-C on to the child, then kill it if it has not stopped within the grace period."""
+    interrupt(proc)
+    reap(proc)
+
+
+def interrupt(proc: Any) -> None:
     if proc.is_alive() and proc.pid:
         os.kill(proc.pid, signal.SIGINT)
+
+
+def reap(proc: Any) -> None:
+    """Wait out the grace period for a child told to stop, then kill it."""
     proc.join(STOP_GRACE_S)
     if proc.is_alive():
         proc.kill()

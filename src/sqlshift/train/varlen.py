@@ -41,7 +41,7 @@ def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max
     if half_only and q.dtype not in (torch.float16, torch.bfloat16):
         out = call_kernel(kernel, *(t.to(half_dtype()) for t in (q, k, v)), cu, max_len, scale)
         return out.to(q.dtype)
-    params = inspect.signature(kernel).parameters
+    params = kernel_params(kernel)
     kw: dict[str, Any] = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
     if scale is not None:
         if "scale" in params:
@@ -55,6 +55,12 @@ def call_kernel(kernel: Callable[..., Any], q: Any, k: Any, v: Any, cu: Any, max
             groups = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     return kernel(q, k, v, cu, cu, max_len, max_len, **kw)
+
+
+@lru_cache(maxsize=8)
+def kernel_params(kernel: Callable[..., Any]) -> frozenset[str]:
+    """The kernel's keyword names, read once: ``call_kernel`` runs in every attention layer of every step."""
+    return frozenset(inspect.signature(kernel).parameters)
 
 
 def half_dtype() -> Any:
