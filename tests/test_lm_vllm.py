@@ -312,6 +312,12 @@ def test_scheduling_limits_reach_the_engine_and_the_cache_key(monkeypatch: pytes
     plain = lv.VLLMLM.cache_identity("m", lv.VLLMSettings(dtype="fp32"), None, None)
     tuned = lv.VLLMLM.cache_identity("m", s, None, None)
     assert "max_num_seqs" not in plain and tuned["max_num_seqs"] == 1024 and plain != tuned
+    assert "enforce_eager" not in plain and "enforce_eager" not in lm.llm.kw
+    lm.close()
+    eager = lv.VLLMSettings(dtype="fp32", enforce_eager=True)
+    lm = lv.VLLMLM.from_settings(str(tiny_model_dir), eager)
+    assert lm.llm.kw["enforce_eager"] is True  # other kernels: another cache key
+    assert lv.VLLMLM.cache_identity("m", eager, None, None)["enforce_eager"] is True
     lm.close()
     with pytest.raises(Exception, match="max_num_seqs"):
         lv.VLLMSettings(max_num_seqs=0)

@@ -5,7 +5,8 @@
 # fast-varlen at 16 x 1 micro-batches; then fast-varlen with its decoder layers compiled), and MMLU 57 letter scoring
 # (bench_vllm.py, vLLM only: one-step logprob_token_ids at vLLM's scheduling defaults, then a second engine with
 # larger limits; HF and prompt log-probs were timed before, BACKENDS=hf,vllm PROMPT_LOGPROBS=1 time them again).
-# Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). STEPS=encode,varlen,train,compile,vllm picks steps. In the background:
+# Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). STEPS=encode,varlen,train,compile,vllm picks steps;
+# TRAIN_VARIANTS the train step's variants. In the background:
 #   mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/speed.sh > /root/res/speed.out 2>&1 < /dev/null &)
 #   grep -q '== speed done' /root/res/speed.log; fetch with cp -r /root/res/. $OUT/
 set -uo pipefail
@@ -27,7 +28,7 @@ STEPS=,${STEPS:-encode,varlen,train,compile,vllm},
 [[ $STEPS == *,encode,* ]] && step encode python3 benchmarks/bench_encode.py --tokenizer $Q --mmlu-dir /root/data/mmlu
 [[ $STEPS == *,varlen,* ]] && step varlen python3 benchmarks/bench_varlen.py
 [[ $STEPS == *,train,* ]] && step train python3 benchmarks/bench_train.py --model $Q --spider-dir /root/data/spider \
-  --variants plain,fast,fast-varlen,fast-varlen-16x1 --steps 40 --json $OUT/bench_train.json
+  --variants ${TRAIN_VARIANTS:-plain,fast,fast-varlen,fast-varlen-16x1} --steps 40 --json $OUT/bench_train.json
 [[ $STEPS == *,compile,* ]] && step compile python3 benchmarks/bench_train.py --model $Q --spider-dir /root/data/spider \
   --variants fast-varlen,fast-varlen+compile,fast-varlen-16x1+compile --steps 40 --json $OUT/bench_train_compile.json
 PL=$([ "${PROMPT_LOGPROBS:-0}" = 1 ] && echo --prompt-logprobs || echo --no-prompt-logprobs)

@@ -203,11 +203,11 @@ class VLLMSettings(BackendSettings):
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # share of the GPU the engine may take
     max_model_len: int = Field(4096, gt=0)  # longest prompt + generation; longer prompts lose their oldest tokens
     max_lora_rank: int = Field(64, gt=0)  # largest adapter rank the engine serves
-    # scheduling limits per engine step (null: vLLM's own, 16384 tokens / 256 sequences in 0.26); MMLU-style
-    # scoring is thousands of short one-step requests, where larger steps may pay
+    # scheduling limits per engine step (null: vLLM's own, 16384 tokens / 256 sequences in 0.26)
     max_num_batched_tokens: int | None = Field(None, gt=0)  # tokens per engine step (null: vLLM's default)
     max_num_seqs: int | None = Field(None, gt=0)  # sequences per engine step (null: vLLM's default)
     kv_cache_gib: float | None = Field(None, gt=0)  # a fixed KV cache (null: sized from gpu_memory_utilization)
+    enforce_eager: bool = False  # no torch.compile, no CUDA graphs: a faster engine start, slower decoding
 
 
 SHARED_GPU_FIX = ("set lm.kv_cache_gib (e.g. 8: the KV cache the engine keeps) and lm.gpu_memory_utilization to "
@@ -215,10 +215,11 @@ SHARED_GPU_FIX = ("set lm.kv_cache_gib (e.g. 8: the KV cache the engine keeps) a
 
 
 def scheduling(values: dict[str, Any]) -> dict[str, Any]:
-    """The engine limits that are set (absent ones keep vLLM's defaults and old cache keys): tokens and sequences
-    per step, and a fixed KV cache size (all decide which requests share a batch)."""
-    return {k: values[k] for k in ("max_num_batched_tokens", "max_num_seqs", "kv_cache_gib")
-            if values.get(k) is not None}
+    """The engine options that are set (absent ones keep vLLM's defaults and old cache keys): tokens and sequences
+    per step and a fixed KV cache size (they decide which requests share a batch), and eager mode (other kernels)."""
+    out = {k: values[k] for k in ("max_num_batched_tokens", "max_num_seqs", "kv_cache_gib")
+           if values.get(k) is not None}
+    return {**out, "enforce_eager": True} if values.get("enforce_eager") else out
 
 
 def engine_kwargs_of(kwargs: dict[str, Any]) -> dict[str, Any]:
