@@ -207,7 +207,7 @@ class VLLMSettings(BackendSettings):
     max_num_batched_tokens: int | None = Field(None, gt=0)  # tokens per engine step (null: vLLM's default)
     max_num_seqs: int | None = Field(None, gt=0)  # sequences per engine step (null: vLLM's default)
     kv_cache_gib: float | None = Field(None, gt=0)  # a fixed KV cache (null: sized from gpu_memory_utilization)
-    enforce_eager: bool = False  # no torch.compile, no CUDA graphs: a faster engine start, slower decoding
+    enforce_eager: bool = False  # no torch.compile/CUDA graphs: starts sooner, decodes slower (5x via a LoRA)
 
 
 SHARED_GPU_FIX = ("set lm.kv_cache_gib (e.g. 8: the KV cache the engine keeps) and lm.gpu_memory_utilization to "
