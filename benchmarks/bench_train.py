@@ -46,9 +46,11 @@ VARIANTS = {
     "fast": SpeedPath(True, "bf16", "sdpa", True, True),
     "fast-varlen": SpeedPath(True, "bf16", varlen.NAME, True, True),
     "fast-varlen-16x1": SpeedPath(True, "bf16", varlen.NAME, True, True),
+    "fast-varlen-noliger": SpeedPath(True, "bf16", varlen.NAME, True, False),
+    "fast-varlen-16x1-noliger": SpeedPath(True, "bf16", varlen.NAME, True, False),
     "plain": SpeedPath(False, "bf16", "sdpa", False, False),
 }
-SHAPES = {"fast-varlen-16x1": (16, 1)}  # (rows per micro-batch, accumulation) where a variant sets its own
+SHAPES = {"fast-varlen-16x1": (16, 1), "fast-varlen-16x1-noliger": (16, 1)}  # (rows per micro-batch, accumulation) where a variant sets its own
 COMPILE = "+compile"
 
 
@@ -266,6 +268,9 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)} (+compile on any)")
     liger = [n for n in names if path_of(n).liger]
+    if any(n.endswith(COMPILE) for n in liger):
+        sys.exit("liger's Triton kernels do not trace under torch.compile (H100, torch 2.11, session 9): compile a "
+                 "-noliger variant, e.g. fast-varlen-16x1-noliger+compile")
     if liger and names[-len(liger):] != liger:
         sys.exit(f"run the liger variants ({', '.join(liger)}) last: liger patches the model for good")
     if varlen.NAME in {path_of(n).attn_implementation for n in names} and not varlen.varlen_usable():

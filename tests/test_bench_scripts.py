@@ -147,3 +147,14 @@ def test_bench_train_refuses_an_unknown_variant(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SystemExit) as e:
         bench.main()
     assert "unknown variant(s) plain+compile" in str(e.value)
+
+
+def test_bench_train_refuses_to_compile_a_liger_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """liger's Triton kernels failed to trace under torch.compile on the H100 (session 9): one line naming the
+    variant to compile instead, before any model loads."""
+    bench = load_script("bench_train")
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--spider-dir", "x", "--variants",
+                                      "fast-varlen-16x1-noliger+compile,fast-varlen-16x1+compile"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert "compile a -noliger variant" in str(e.value)

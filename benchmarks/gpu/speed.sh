@@ -2,7 +2,7 @@
 # Issue 22's speed figures on one GPU, each a before/after in one process: attention for padding-free rows
 # (bench_varlen.py: SDPA's packed mask vs variable-length flash attention on a random 1.5B-shaped model), Run 1's
 # training shape (bench_train.py on Qwen2.5-Coder-1.5B: the plain transformers+peft loop, fast, fast-varlen and
-# fast-varlen at 16 x 1 micro-batches; then fast-varlen with its decoder layers compiled), and MMLU 57 letter scoring
+# fast-varlen at 16 x 1 micro-batches; then 16 x 1 without liger, compiled or not, against liger's), and MMLU 57 letter scoring
 # (bench_vllm.py, vLLM only: one-step logprob_token_ids at vLLM's scheduling defaults, then a second engine with
 # larger limits; HF and prompt log-probs were timed before, BACKENDS=hf,vllm PROMPT_LOGPROBS=1 time them again).
 # Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). STEPS=encode,varlen,train,compile,vllm picks steps;
@@ -30,7 +30,7 @@ STEPS=,${STEPS:-encode,varlen,train,compile,vllm},
 [[ $STEPS == *,train,* ]] && step train python3 benchmarks/bench_train.py --model $Q --spider-dir /root/data/spider \
   --variants ${TRAIN_VARIANTS:-plain,fast,fast-varlen,fast-varlen-16x1} --steps 40 --json $OUT/bench_train.json
 [[ $STEPS == *,compile,* ]] && step compile python3 benchmarks/bench_train.py --model $Q --spider-dir /root/data/spider \
-  --variants fast-varlen,fast-varlen+compile,fast-varlen-16x1+compile --steps 40 --json $OUT/bench_train_compile.json
+  --variants fast-varlen-16x1-noliger,fast-varlen-16x1-noliger+compile,fast-varlen-16x1 --steps 40 --json $OUT/bench_train_compile.json
 PL=$([ "${PROMPT_LOGPROBS:-0}" = 1 ] && echo --prompt-logprobs || echo --no-prompt-logprobs)
 [[ $STEPS == *,vllm,* ]] && step vllm python3 benchmarks/bench_vllm.py --model $Q --spider-dir /root/data/spider \
   --mmlu-dir /root/data/mmlu --mmlu-n 14042 --modes letter --backends ${BACKENDS:-vllm} $PL \
