@@ -5,7 +5,8 @@
 # fast-varlen at 16 x 1 micro-batches; then 16 x 1 without liger, compiled or not, against liger's), and MMLU 57 letter scoring
 # (bench_vllm.py, vLLM only: one-step logprob_token_ids at vLLM's scheduling defaults, then a second engine with
 # larger limits; HF and prompt log-probs were timed before, BACKENDS=hf,vllm PROMPT_LOGPROBS=1 time them again).
-# Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). STEPS=encode,varlen,train,compile,vllm picks steps;
+# Needs the s*, v* and q* parts (pack.sh with WITH_QWEN=1). STEPS=encode,varlen,train,compile,vllm,mmluprof picks
+# steps (mmluprof is not in the default set);
 # TRAIN_VARIANTS the train step's variants. In the background:
 #   mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/speed.sh > /root/res/speed.out 2>&1 < /dev/null &)
 #   grep -q '== speed done' /root/res/speed.log; fetch with cp -r /root/res/. $OUT/
@@ -35,4 +36,10 @@ PL=$([ "${PROMPT_LOGPROBS:-0}" = 1 ] && echo --prompt-logprobs || echo --no-prom
 [[ $STEPS == *,vllm,* ]] && step vllm python3 benchmarks/bench_vllm.py --model $Q --spider-dir /root/data/spider \
   --mmlu-dir /root/data/mmlu --mmlu-n 14042 --modes letter --backends ${BACKENDS:-vllm} $PL \
   --tuned max_num_batched_tokens=65536,max_num_seqs=1024 --out $OUT/bench_vllm
+# where vLLM's MMLU time goes on the host (≈ 1.4 ms per request in session 9, the GPU work ≈ 8 s of 24): one
+# `sqlshift eval` of MMLU 57 under cProfile, the engine core in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so
+# the profile sees both sides; the run.log gives MMLU's own seconds, the profile what they are made of
+[[ $STEPS == *,mmluprof,* ]] && step mmluprof env VLLM_ENABLE_V1_MULTIPROCESSING=0 python3 -m cProfile \
+  -o $OUT/mmlu.prof -m sqlshift eval --model $Q --backend vllm --benchmarks mmlu --set mmlu.subjects=all \
+  -o /root/runs/mmluprof && python3 benchmarks/gpu/top_functions.py $OUT/mmlu.prof > $OUT/mmlu.prof.txt
 echo "== speed done" | tee -a $LOG
