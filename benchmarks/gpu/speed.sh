@@ -11,6 +11,7 @@
 #   mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/speed.sh > /root/res/speed.out 2>&1 < /dev/null &)
 #   grep -q '== speed done' /root/res/speed.log; fetch with cp -r /root/res/. $OUT/
 set -uo pipefail
+PROF_BACKENDS=${PROF_BACKENDS:-vllm,hf}
 source benchmarks/gpu/prepare.sh
 set +e
 cd $SNAP
@@ -36,10 +37,13 @@ PL=$([ "${PROMPT_LOGPROBS:-0}" = 1 ] && echo --prompt-logprobs || echo --no-prom
 [[ $STEPS == *,vllm,* ]] && step vllm python3 benchmarks/bench_vllm.py --model $Q --spider-dir /root/data/spider \
   --mmlu-dir /root/data/mmlu --mmlu-n 14042 --modes letter --backends ${BACKENDS:-vllm} $PL \
   --tuned max_num_batched_tokens=65536,max_num_seqs=1024 --out $OUT/bench_vllm
-# where vLLM's MMLU time goes on the host (≈ 1.4 ms per request in session 9, the GPU work ≈ 8 s of 24): one
-# `sqlshift eval` of MMLU 57 under cProfile, the engine core in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so
-# the profile sees both sides; the run.log gives MMLU's own seconds, the profile what they are made of
-[[ $STEPS == *,mmluprof,* ]] && step mmluprof env VLLM_ENABLE_V1_MULTIPROCESSING=0 python3 -m cProfile \
-  -o $OUT/mmlu.prof -m sqlshift eval --model $Q --backend vllm --benchmarks mmlu --set mmlu.subjects=all \
-  -o /root/runs/mmluprof && python3 benchmarks/gpu/top_functions.py $OUT/mmlu.prof > $OUT/mmlu.prof.txt
+# where MMLU 57's time goes (session 9: vLLM 24 s, transformers 35 s, against ≈ 7.4 s of GPU work for its 1.69 M
+# context tokens): one `sqlshift eval` of MMLU 57 per backend under cProfile, vLLM's engine core in this process
+# (VLLM_ENABLE_V1_MULTIPROCESSING=0) so the profile sees both sides; run.log gives MMLU's own seconds
+for B in ${PROF_BACKENDS//,/ }; do
+  [[ $STEPS == *,mmluprof,* ]] && step mmluprof-$B env VLLM_ENABLE_V1_MULTIPROCESSING=0 python3 -m cProfile \
+    -o $OUT/mmlu-$B.prof -m sqlshift eval --model $Q --backend $B --benchmarks mmlu --set mmlu.subjects=all \
+    --set mmlu.batch_size=64 -o /root/runs/mmluprof-$B \
+    && python3 benchmarks/gpu/top_functions.py $OUT/mmlu-$B.prof > $OUT/mmlu-$B.prof.txt
+done
 echo "== speed done" | tee -a $LOG

@@ -1,5 +1,5 @@
 """The functions a cProfile file spent its time in: the top 40 by own time, then by cumulative time, and the
-callees of vLLM's ``LLM.generate`` (where MMLU's host time goes: our request building, vLLM's front end, its engine).
+callees of vLLM's ``LLM.generate`` and of the HF backend's ``loglikelihood``.
 
     python benchmarks/gpu/top_functions.py mmlu.prof > mmlu.prof.txt
 """
@@ -19,8 +19,10 @@ def main() -> None:
     for key in ("tottime", "cumulative"):
         print(f"==== top {a.top} by {key}")
         stats.sort_stats(key).print_stats(a.top)
-    print("==== callees of LLM.generate")
-    stats.sort_stats("cumulative").print_callees(r"llm.py:\d+\(generate\)")
+    for label, pattern in (("vLLM's LLM.generate", r"llm.py:\d+\(generate\)"),
+                           ("the HF backend's loglikelihood", r"hf.py:\d+\(loglikelihood\)")):
+        print(f"==== callees of {label}")
+        stats.sort_stats("cumulative").print_callees(pattern)
 
 
 if __name__ == "__main__":
