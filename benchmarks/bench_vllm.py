@@ -162,7 +162,7 @@ def main() -> None:
     from sqlshift.data.spider import load_spider
     from sqlshift.lm.hf import HFLM
     from sqlshift.lm.models import load_tokenizer
-    from sqlshift.lm.vllm import VLLMLM, scheduling
+    from sqlshift.lm.vllm import VLLMLM, engine_options
     from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings
     from sqlshift.sql.prompts import PromptBuilder, PromptConfig
 
@@ -186,7 +186,7 @@ def main() -> None:
         hf.close()
     del hf, builder
     t = time.perf_counter()
-    knobs = scheduling({"max_num_batched_tokens": a.max_num_batched_tokens, "max_num_seqs": a.max_num_seqs})
+    knobs = engine_options({"max_num_batched_tokens": a.max_num_batched_tokens, "max_num_seqs": a.max_num_seqs})
     vl = VLLMLM(a.model, max_model_len=a.max_model_len, gpu_memory_utilization=a.gpu_memory_utilization,
                 progress=False, **knobs)
     emit(out, {"backend": "vllm", "task": "engine_start", "seconds": round(time.perf_counter() - t, 1), **knobs})

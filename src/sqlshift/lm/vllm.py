@@ -214,7 +214,7 @@ SHARED_GPU_FIX = ("set lm.kv_cache_gib (e.g. 8: the KV cache the engine keeps) a
                   "the share of the GPU left free beside the training runs (e.g. 0.3), or use executor: in-process")
 
 
-def scheduling(values: dict[str, Any]) -> dict[str, Any]:
+def engine_options(values: dict[str, Any]) -> dict[str, Any]:
     """The engine options that are set (absent ones keep vLLM's defaults and old cache keys): tokens and sequences
     per step and a fixed KV cache size (they decide which requests share a batch), and eager mode (other kernels)."""
     out = {k: values[k] for k in ("max_num_batched_tokens", "max_num_seqs", "kv_cache_gib")
@@ -246,7 +246,7 @@ class VLLMLM(TokenLM):
         s = VLLMSettings.model_validate(settings.model_dump())
         return cls(model, dtype=s.dtype, max_model_len=s.max_model_len,
                    gpu_memory_utilization=s.gpu_memory_utilization, max_lora_rank=s.max_lora_rank,
-                   **scheduling(s.model_dump()))
+                   **engine_options(s.model_dump()))
 
     @classmethod
     def cache_identity(cls, model: str, settings: BackendSettings, adapter: Path | None,
@@ -254,7 +254,7 @@ class VLLMLM(TokenLM):
         """The base identity plus the vLLM version and ``max_model_len`` (it decides which prompts get clipped)."""
         return {**super().cache_identity(model, settings, adapter, scale), "vllm": installed_version(),
                 "max_model_len": getattr(settings, "max_model_len", None),
-                **scheduling(settings.model_dump())}  # the batch a request lands in moves bf16 results a little
+                **engine_options(settings.model_dump())}  # the batch a request lands in moves bf16 results a little
 
     @classmethod
     def check_shared_gpu(cls, settings: BackendSettings) -> None:
@@ -299,7 +299,7 @@ class VLLMLM(TokenLM):
         self.spec, self.dtype, self.progress = model, VLLM_DTYPES[dtype], progress
         self.settings = VLLMSettings(dtype=dtype, max_model_len=max_model_len,
                                      gpu_memory_utilization=gpu_memory_utilization, max_lora_rank=max_lora_rank,
-                                     **scheduling(engine_kwargs))
+                                     **engine_options(engine_kwargs))
         self.max_model_len, self.max_lora_rank = max_model_len, max_lora_rank
         self.cache = Path(cache_dir).expanduser() if cache_dir else cache_root()
         self.folder = transformers_folder(model, self.cache)
