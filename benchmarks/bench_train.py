@@ -13,11 +13,13 @@ std-eager (the session-4 setting: fp32 base + bf16 autocast, eager attention, pa
 with SDPA), fast-noliger (bf16 base, fp32 LoRA, SDPA, padding-free), fast (that with liger's kernels: the fast path
 of session 5), fast-varlen (that with PyTorch's variable-length flash attention instead of SDPA's packed mask: the fast
 path where the GPU runs it; CUDA only), fast-varlen-16x1 (the same with 16 rows per micro-batch and no accumulation:
-the same 16 rows per optimizer step in half the kernel launches, for a host-bound step), plain (the reference the
+the same 16 rows per optimizer step in half the kernel launches, for a host-bound step), fast-varlen-noliger and
+fast-varlen-16x1-noliger (those two without liger's kernels), plain (the reference the
 fast path is held to: a hand-written loop of transformers + peft, bf16 base, fp32 LoRA, SDPA, each micro-batch padded
 to its longest row, torch's AdamW; no Trainer, no trl; run it first, before liger patches the model). A variant
-name ending in ``+compile`` (e.g. fast-varlen+compile) is that variant with every decoder layer compiled
-(``torch.compile``, dynamic shapes): fused element-wise work, fewer kernel launches for a host-bound step.
+name ending in ``+compile`` (e.g. fast-varlen-16x1-noliger+compile) is that variant with every decoder layer compiled
+(``torch.compile``, dynamic shapes): fused element-wise work, fewer kernel launches for a host-bound step; not on a
+liger variant (liger's Triton kernels do not trace under torch.compile).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ VARIANTS = {
     "fast-varlen-16x1-noliger": SpeedPath(True, "bf16", varlen.NAME, True, False),
     "plain": SpeedPath(False, "bf16", "sdpa", False, False),
 }
-SHAPES = {"fast-varlen-16x1": (16, 1), "fast-varlen-16x1-noliger": (16, 1)}  # (rows per micro-batch, accumulation) where a variant sets its own
+# (rows per micro-batch, accumulation) where a variant sets its own
+SHAPES = {"fast-varlen-16x1": (16, 1), "fast-varlen-16x1-noliger": (16, 1)}
 COMPILE = "+compile"
 
 

@@ -3,8 +3,7 @@
 # Qwen2.5-Coder-1.5B-Instruct, baseline + Run 1 + Run 2, Spider dev + MMLU 57), with the GPU's memory and busy share
 # every 5 s; with WITH_HF=1 then Run 1's adapter through the other backend (lm.backend: hf, as an `adapter:` run) for
 # the backend-agreement table; RUN_OVERRIDES (YAML) adds training overrides to every run. Needs the s*, v* and q*
-# parts (pack.sh with WITH_QWEN=1). Long: start it in the
-# background and poll, e.g.
+# parts (pack.sh with WITH_QWEN=1). Long: start it in the background and poll, e.g.
 #   mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/seed_protocol.sh > /root/res/protocol.log 2>&1 < /dev/null &)
 # Poll: grep -q '== done' /root/res/protocol.log. Results: /root/res/protocol.tar.gz (fetch: cp /root/res/* $OUT/).
 set -uo pipefail
@@ -36,7 +35,8 @@ kill $TRACE
 if [ "${WITH_HF:-0}" = 1 ]; then
   python3 - $CONFIG /root/runs/seed-protocol-hf.yaml <<'PYEND'
 import sys, yaml
-cfg = yaml.safe_load(open(sys.argv[1]))
+from sqlshift.study.config import find_experiment
+cfg = yaml.safe_load(open(find_experiment(sys.argv[1])))
 cfg["name"], cfg["lm"] = cfg["name"] + "-hf", {"backend": "hf"}
 cfg["runs"] = [{"name": "run1", "adapter": "/root/runs/seed-protocol/train/run1"}]
 cfg.pop("executor", None), cfg.pop("overlap", None)

@@ -4,8 +4,8 @@ of a machine or cluster.
 The runner hands its executor the study (:meth:`run_study`): train every run, evaluate every model point.
 In-process does both one after another (each training run in a spawned child, then one model for all points).
 Overlap starts the training children (a few at a time) and the evaluation model together on one GPU, evaluates
-the baseline as soon as the model is ready and each run as soon as its training ends. Ray runs the training runs as parallel tasks, then splits the points into
-groups, one task (one model, one vLLM engine) per group. Every task
+the baseline as soon as the model is ready and each run as soon as its training ends. Ray runs the training runs
+as parallel tasks, then splits the points into groups, one task (one model, one vLLM engine) per group. Every task
 writes the same files and ``steps.json`` entries as in-process (the step cache and the output locks already let
 several processes share a run directory), so a failed task reruns alone and a rerun resumes; the driver builds the
 report once at the end. This module imports nothing of the runner: a task gets the runner itself, pickled as its
