@@ -1,5 +1,6 @@
 """Host time to tokenise MMLU 57's log-likelihood requests, one tokenizer call per request (before) against each
-distinct text once in batched calls (``TokenLM.encode_pairs``, after), in one process; the ids must be identical.
+distinct text once in batched calls (``TokenLM.encode_pairs``, after: on one core, then on every core as the CLI
+lets batched calls run), in one process; the ids must be identical.
 
     python benchmarks/bench_encode.py --tokenizer /root/models/qwen15 --mmlu-dir $SQLSHIFT_DATA_DIR/mmlu
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -54,12 +56,18 @@ def main() -> None:
     t = time.perf_counter()
     before = [(lm.encode_context(r.context), lm.encode_continuation(r.continuation)) for r in reqs]
     t_before = time.perf_counter() - t
-    t = time.perf_counter()
-    after = lm.encode_pairs(reqs)
-    t_after = time.perf_counter() - t
+    timed, same = {}, True
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # as the CLI leaves it: forks stay quiet
+    for how, batches_parallel in (("encode_pairs_one_core_s", False), ("encode_pairs_s", True)):
+        os.environ.pop("SQLSHIFT_PARALLEL_TOKENIZE", None)
+        if batches_parallel:  # the CLI's mark: the batched calls may use every core
+            os.environ["SQLSHIFT_PARALLEL_TOKENIZE"] = "1"
+        t = time.perf_counter()
+        same = same and lm.encode_pairs(reqs) == before
+        timed[how] = round(time.perf_counter() - t, 2)
     print(json.dumps({"questions": len(questions), "requests": len(reqs), "per_request_s": round(t_before, 2),
-                      "encode_pairs_s": round(t_after, 2), "speedup": round(t_before / t_after, 1),
-                      "identical_ids": before == after}))
+                      **timed, "cores": os.cpu_count(), "speedup": round(t_before / timed["encode_pairs_s"], 1),
+                      "identical_ids": same}))
 
 
 if __name__ == "__main__":

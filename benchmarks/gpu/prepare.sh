@@ -5,7 +5,7 @@
 # re-copy the working tree; a job in the background must not see files change under it). Idempotent.
 set -euo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 VLLM_NO_USAGE_STATS=1 VLLM_DO_NOT_TRACK=1
 M=/root/m
 pipq() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$@" 2>&1 | grep -v WARNING || true; }
 if [ ! -f /tmp/site/.done ] && compgen -G "$M/s.*" > /dev/null; then

@@ -20,7 +20,11 @@ from typing import Any, Optional
 import typer
 
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "YES")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "TOKENIZERS_PARALLELISM" not in os.environ:
+    # off, or tokenizers warns at every fork after a batched call (the SQL sandbox's workers, spawned children);
+    # the batched calls turn it on for themselves (sqlshift.lm.base.parallel_tokenizers)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["SQLSHIFT_PARALLEL_TOKENIZE"] = "1"
 
 from sqlshift.cli import eval_verbs  # noqa: E402
 from sqlshift.cli.options import check_model, need, old_option, out_folder, out_option, pick  # noqa: E402

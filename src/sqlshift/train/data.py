@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlshift.errors import ConfigError, DataError, ScorerFailure
+from sqlshift.lm.base import parallel_tokenizers
 from sqlshift.sql.prompts import PromptBuilder, completion_text, prompt_length_stats, render_prompt, uses_chat
 
 if TYPE_CHECKING:
@@ -144,8 +145,9 @@ def tokenize_rows_like_trl(tok: Any, rows: list[dict[str, Any]],
 
     eos = tok.eos_token or ""
     completions = [r["completion"] if r["completion"].endswith(eos) else r["completion"] + eos for r in rows]
-    prompt_ids = tok(text=[r["prompt"] for r in rows])["input_ids"]
-    full_ids = tok(text=[r["prompt"] + c for r, c in zip(rows, completions)])["input_ids"]
+    with parallel_tokenizers():
+        prompt_ids = tok(text=[r["prompt"] for r in rows])["input_ids"]
+        full_ids = tok(text=[r["prompt"] + c for r, c in zip(rows, completions)])["input_ids"]
     out = []
     for p_ids, ids in zip(prompt_ids, full_ids):
         n_prompt = common_prefix_length(p_ids, ids)
