@@ -160,3 +160,25 @@ def test_a_failed_run_stops_the_other_training_within_seconds(tiny_model_dir: Pa
     with pytest.raises(ProcessLookupError):
         os.kill(int(pidfile.read_text()), 0)
     assert not isolate._live  # no child left registered
+
+
+@pytest.mark.parametrize("user_value", [None, "backend:native"])
+def test_a_training_child_grows_expandable_segments_unless_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      user_value: str | None) -> None:
+    """Padding-free batches change shape every step; the child's allocator grows expandable segments instead of
+    caching ~2x what it allocates (session 9), set before torch loads; a user's own allocator setting stays."""
+    import sqlshift.train.trainer as trainer
+
+    if user_value is None:
+        monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    else:
+        monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", user_value)
+    seen: list[str | None] = []
+    monkeypatch.setattr(trainer, "train", lambda *a, **kw: seen.append(os.environ.get("PYTORCH_CUDA_ALLOC_CONF")))
+    monkeypatch.setattr(experiment, "setup_logging", lambda run_dir: None)
+    try:
+        experiment.train_in_child(None, tmp_path / "out", "embedded", tmp_path)
+    finally:
+        if user_value is None:  # monkeypatch restores only what it set
+            os.environ.pop("PYTORCH_CUDA_ALLOC_CONF", None)
+    assert seen == [user_value or "expandable_segments:True"]
