@@ -21,11 +21,12 @@ def parallel_tokenizers() -> Iterator[None]:
     if os.environ.get("SQLSHIFT_PARALLEL_TOKENIZE") != "1":
         yield
         return
+    before = os.environ.get("TOKENIZERS_PARALLELISM", "false")
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
     try:
         yield
     finally:
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        os.environ["TOKENIZERS_PARALLELISM"] = before  # as it was, so a call inside another leaves it on
 
 
 class TokenLM(LM):
@@ -48,13 +49,13 @@ class TokenLM(LM):
         bos = getattr(self.tokenizer, "bos_token", None)
         templated = [bool(bos and t.startswith(bos)) for t in texts]
         out: list[list[int]] = [[] for _ in texts]
-        for flag in (False, True):
-            idx = [i for i, f in enumerate(templated) if f == flag]
-            if idx:
-                with parallel_tokenizers():
+        with parallel_tokenizers():
+            for flag in (False, True):
+                idx = [i for i, f in enumerate(templated) if f == flag]
+                if idx:
                     ids = self.tokenizer([texts[i] for i in idx], add_special_tokens=not flag)["input_ids"]
-                for i, x in zip(idx, ids):
-                    out[i] = list(x)
+                    for i, x in zip(idx, ids):
+                        out[i] = list(x)
         return out
 
     def encode_pairs(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[list[int], list[int]]]:
@@ -65,8 +66,8 @@ class TokenLM(LM):
             return []
         ctxs = list(dict.fromkeys(r.context for r in requests))
         conts = list(dict.fromkeys(r.continuation for r in requests))
-        ctx_ids = dict(zip(ctxs, self.encode_contexts(ctxs)))
         with parallel_tokenizers():
+            ctx_ids = dict(zip(ctxs, self.encode_contexts(ctxs)))
             cont_ids = dict(zip(conts, self.tokenizer(conts, add_special_tokens=False)["input_ids"]))
         return [(list(ctx_ids[r.context]), list(cont_ids[r.continuation])) for r in requests]
 
