@@ -7,6 +7,7 @@ import ast
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,16 @@ def test_bench_train_refuses_to_compile_a_liger_variant(monkeypatch: pytest.Monk
     with pytest.raises(SystemExit) as e:
         bench.main()
     assert "compile a -noliger variant" in str(e.value)
+
+
+GPU_SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "gpu").glob("*.sh"))
+
+
+@pytest.mark.parametrize("script", GPU_SCRIPTS, ids=lambda p: p.name)
+def test_gpu_scripts_parse_and_name_scripts_that_exist(script: Path) -> None:
+    """The GPU session scripts run only on a device machine: here, at least, bash parses them and every
+    ``benchmarks/...`` file they name (to run, source or carry) is in the repository."""
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    named = set(re.findall(r"benchmarks/[\w/.-]+\.(?:sh|py|yaml|txt)", script.read_text(encoding="utf-8")))
+    missing = sorted(n for n in named if not (script.parents[2] / n).is_file())
+    assert not missing, f"{script.name} names files that are not there: {missing}"
