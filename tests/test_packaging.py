@@ -143,3 +143,11 @@ def test_installed_wheel_runs_shipped_studies_by_name(wheel: Path, tmp_path: Pat
     res = cli("run", "general-embedded", "-o", str(tmp_path / "run"))
     assert res.returncode == 2 and "does not exist" not in res.stderr.split("cannot run")[0], res.stderr
     assert "the experiment cannot run" in res.stderr and "nodata" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_checkout_configs_are_links_to_the_shipped_ones() -> None:
+    """``configs/`` in the checkout points into the package, so a study edited there is the one the wheel ships
+    (an in-place edit that replaced a link with a copy, as ``sed -i`` does, would let the two drift apart)."""
+    checkout = PKG.parents[1] / "configs"
+    for p in sorted(checkout.iterdir()):
+        assert p.is_symlink() and p.resolve() == (PKG / "configs" / p.name).resolve(), f"{p} is not a link into {PKG}"
