@@ -9,8 +9,7 @@
 set -uo pipefail
 ( source benchmarks/gpu/prepare.sh  # joins the GGUF parts (all carried by now) and installs what is not yet
   for m in qwen15 qwen05; do
-    [ -f /root/models/$m.gguf ] && [ ! -f /root/models/$m/config.json ] && python3 -m sqlshift export-model \
-      /root/models/$m.gguf -o /root/models/$m --dtype bf16 > /root/res/export-$m.log 2>&1
+    [ -f /root/models/$m.gguf ] && bf16_model $m
   done )
 while pgrep -f "^bash benchmarks/gpu/smoke.sh" > /dev/null; do sleep 2; done  # the commands need the GPU to themselves
 for cmd in "$@"; do

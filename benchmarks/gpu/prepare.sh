@@ -33,3 +33,7 @@ export SNAP PYTHONPATH=/tmp/site-vllm:/tmp/site:$SNAP/src SQLSHIFT_DATA_DIR=/roo
 # job in the background would lose what it wrote there. The call that fetches copies them: cp -r /root/res/. $OUT/
 OUT=${GPU_RES:-/root/res}
 mkdir -p "$OUT" /root/runs
+bf16_model() {  # /root/models/NAME: the carried NAME.gguf de-quantised to a bf16 folder, once (≈ 1 min for the 1.5B)
+  [ -f /root/models/$1/config.json ] || python3 -m sqlshift export-model /root/models/$1.gguf -o /root/models/$1 \
+    --dtype bf16 > /root/runs/export-$1.log 2>&1
+}

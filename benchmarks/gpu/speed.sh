@@ -17,7 +17,7 @@ set +e
 cd $SNAP
 Q=/root/models/qwen15
 LOG=$OUT/speed.log
-[ -f $Q/config.json ] || python3 -m sqlshift export-model /root/models/qwen15.gguf -o $Q --dtype bf16 > /root/runs/export.log 2>&1
+bf16_model qwen15
 step() {  # name, command...
   local t0=$(date +%s)
   "${@:2}" > $OUT/$1.log 2>&1

@@ -28,10 +28,8 @@ yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
 PYEND
   CONFIG=$RUNS/$NAME-variant.yaml
 fi
-for m in qwen15 qwen05; do  # de-quantise a carried GGUF once (≈ 1 min for the 1.5B)
-  if [ "$MODEL" = /root/models/$m ] && [ ! -f $MODEL/config.json ]; then
-    python3 -m sqlshift export-model /root/models/$m.gguf -o $MODEL --dtype bf16 > $RUNS/export-$m.log 2>&1
-  fi
+for m in qwen15 qwen05; do
+  [ "$MODEL" = /root/models/$m ] && bf16_model $m
 done
 nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv,noheader
 ( while sleep 5; do nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits \
