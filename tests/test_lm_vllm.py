@@ -123,6 +123,8 @@ def test_check_adapter(tiny_adapter: Path, tmp_path: Path) -> None:
     assert lv.check_adapter(tiny_adapter, 64)["r"] == 4
     with pytest.raises(ConfigError, match="max_lora_rank"):
         lv.check_adapter(tiny_adapter, 1)
+    with pytest.raises(ConfigError, match="without LoRA.*lm.max_lora_rank to 8"):
+        lv.check_adapter(tiny_adapter, None)
     with pytest.raises(ModelError):
         lv.check_adapter(tmp_path, 64)
     bad = tmp_path / "dora"
@@ -321,3 +323,48 @@ def test_scheduling_limits_reach_the_engine_and_the_cache_key(monkeypatch: pytes
     lm.close()
     with pytest.raises(Exception, match="max_num_seqs"):
         lv.VLLMSettings(max_num_seqs=0)
+
+
+def test_fitted_lora_rank() -> None:
+    """The smallest rank vLLM accepts that holds every adapter; no LoRA in the engine without adapters."""
+    from sqlshift.lm.vllm_lora import fitted_lora_rank
+
+    assert fitted_lora_rank([]) is None
+    assert [fitted_lora_rank(r) for r in ([4], [8], [9, 2], [8, 64], [300])] == [8, 8, 16, 64, 320]
+    with pytest.raises(ConfigError, match="hf backend"):
+        fitted_lora_rank([1024])
+
+
+def test_engine_lora_size_fits_the_adapters(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path,
+                                            tiny_adapter: Path) -> None:
+    """The engine's LoRA is sized to the adapters it was told of (an explicit lm.max_lora_rank wins), and an
+    engine told of none has no LoRA: an adapter then is one line naming the setting, not vLLM's error."""
+    install_stand_in(monkeypatch)
+    s = lv.VLLMSettings(dtype="fp32")
+    req = [GenerateRequest("SELECT", max_new_tokens=2)]
+    lm = lv.VLLMLM.from_settings(str(tiny_model_dir), s, [4])
+    assert lm.llm.kw["enable_lora"] is True and lm.llm.kw["max_lora_rank"] == 8
+    with lm.adapter(tiny_adapter):
+        assert len(lm.generate(req)) == 1  # the stand-in refuses what vLLM refuses (rank above the engine's)
+    lm.close()
+    lm = lv.VLLMLM.from_settings(str(tiny_model_dir), s.model_copy(update={"max_lora_rank": 32}), [4])
+    assert lm.llm.kw["max_lora_rank"] == 32
+    lm.close()
+    lm = lv.VLLMLM.from_settings(str(tiny_model_dir), s)
+    assert "enable_lora" not in lm.llm.kw and "max_lora_rank" not in lm.llm.kw
+    assert len(lm.generate(req)) == 1
+    with pytest.raises(ConfigError, match="lm.max_lora_rank"):
+        with lm.adapter(tiny_adapter):
+            pass
+    lm.close()
+
+
+def test_study_knows_its_adapter_ranks_before_training(tiny_adapter: Path, tmp_path: Path) -> None:
+    """Trained runs by their training config (a full fine-tune has no adapter), given adapters by their files."""
+    from sqlshift.study.config import ExperimentConfig, adapter_ranks
+
+    cfg = ExperimentConfig(runs=[{"name": "a", "config": "embedded-cpu", "overrides": {"lora.r": 16}},
+                                 {"name": "b", "adapter": str(tiny_adapter)},
+                                 {"name": "c", "config": "embedded-cpu", "overrides": {"lora.enabled": False}}])
+    assert sorted(adapter_ranks(cfg)) == [4, 16]
+    assert adapter_ranks(ExperimentConfig()) == []

@@ -30,12 +30,23 @@ class FakeLLM:
         from sqlshift.lm.models import apply_adapter
 
         params = params if isinstance(params, list) else [params] * len(prompts)
+        if lora_request:
+            self.check_lora(lora_request.lora_path)
         model = apply_adapter(self.model, lora_request.lora_path) if lora_request else self.model
         try:
             return [self.one(model, p["prompt_token_ids"], sp) for p, sp in zip(prompts, params)]
         finally:
             if lora_request:
                 self.model = model.unload()
+
+    def check_lora(self, path: str) -> None:
+        """vLLM refuses a LoRA request to an engine without LoRA, or above the engine's max_lora_rank."""
+        from sqlshift.lm.models import adapter_config, adapter_rank
+
+        if not self.kw.get("enable_lora"):
+            raise ValueError("LoRA is not enabled!")
+        if adapter_rank(adapter_config(path)) > self.kw["max_lora_rank"]:
+            raise ValueError(f"LoRA rank is greater than max_lora_rank {self.kw['max_lora_rank']}")
 
     def one(self, model: Any, ids: list[int], sp: Any) -> Any:
         import torch

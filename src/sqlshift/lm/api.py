@@ -73,8 +73,9 @@ class LM(abc.ABC):
     Settings: ClassVar[type[BackendSettings]] = BackendSettings
 
     @classmethod
-    def from_settings(cls, model: str, settings: BackendSettings) -> LM:
-        """The backend on a base model, built from its validated ``lm:`` settings."""
+    def from_settings(cls, model: str, settings: BackendSettings, adapter_ranks: Sequence[int] = ()) -> LM:
+        """The backend on a base model, built from its validated ``lm:`` settings; ``adapter_ranks`` are the LoRA
+        ranks of the adapters it will serve, known before they exist (a backend may size itself to them)."""
         return cls(model, **settings.model_dump())
 
     @classmethod

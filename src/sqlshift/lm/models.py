@@ -314,3 +314,19 @@ def adapter_fingerprint(adapter: Path | None) -> str | None:
         hash_file(f, "adapter weights", "point the adapter at a folder written by `sqlshift train`",
                   ADAPTER_MAX_BYTES, h, error=ModelError)
     return h.hexdigest()[:16]
+
+
+ADAPTER_FIX = "pass the output folder of `sqlshift train` or one of its checkpoint-N folders"
+
+
+def adapter_config(path: str | Path) -> dict[str, Any]:
+    """An adapter folder's ``adapter_config.json``, or one line saying what the folder lacks."""
+    cfg_path = Path(path) / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise ModelError(f"{path} is not a LoRA adapter folder (no adapter_config.json)", ADAPTER_FIX)
+    return read_json_file(cfg_path, "an adapter config", ADAPTER_FIX, error=ModelError)
+
+
+def adapter_rank(cfg: dict[str, Any]) -> int:
+    """The largest rank in an adapter config (``r`` and any per-module ``rank_pattern``)."""
+    return max([int(cfg.get("r", 0)), *map(int, (cfg.get("rank_pattern") or {}).values())])

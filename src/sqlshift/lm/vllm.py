@@ -15,10 +15,8 @@ import hashlib
 import functools
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from pydantic import Field
 
 from sqlshift.lm.api import BackendSettings, GenerateRequest, Generation, LoglikelihoodRequest, Sampling
 from sqlshift.lm.base import TokenLM
+from sqlshift.lm.vllm_lora import check_adapter, fitted_lora_rank, lora_name, publish, scaled_adapter
 from sqlshift.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -64,17 +63,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("SQLSHIFT_CACHE") or "~/.cache/sqlshift").expanduser()
 
 
-def _publish(tmp: Path, out: Path) -> Path:
-    """Move a finished folder into place atomically; a concurrent writer that got there first wins."""
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if not out.is_dir():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 def transformers_folder(spec: str | None, cache: Path) -> str:
     """What vLLM can load for a model spec: a Hub id or folder as is; a GGUF (or ``embedded``) exported once.
 
@@ -95,61 +83,8 @@ def transformers_folder(spec: str | None, cache: Path) -> str:
         log.info("exporting %s to %s for vLLM (once)", gguf, out)
         tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
         export_model(str(gguf), tmp, dtype="bf16")
-        _publish(tmp, out)
+        publish(tmp, out)
     return str(out)
-
-
-def check_adapter(path: Path, max_lora_rank: int) -> dict[str, Any]:
-    """The adapter's config, or a clear error for what vLLM cannot serve (rank above the engine's, DoRA...)."""
-    cfg_path = Path(path) / "adapter_config.json"
-    if not cfg_path.is_file():
-        raise ModelError(f"{path} is not a LoRA adapter folder (no adapter_config.json)",
-                         "pass the output folder of `sqlshift train` or one of its checkpoint-N folders")
-    if not (Path(path) / "adapter_model.safetensors").is_file():
-        raise ModelError(f"{path} has no adapter_model.safetensors", "save the adapter with safetensors (peft default)")
-    cfg = json.loads(cfg_path.read_text())
-    rank = max([int(cfg.get("r", 0)), *map(int, (cfg.get("rank_pattern") or {}).values())])
-    if rank > max_lora_rank:
-        raise ConfigError(f"adapter {path} has rank {rank}, above the vLLM engine's max_lora_rank {max_lora_rank}",
-                          "raise max_lora_rank (8, 16, 32, 64, 128, 256...) or use the hf backend")
-    if cfg.get("use_dora") or cfg.get("modules_to_save") or cfg.get("alpha_pattern"):
-        raise ConfigError(f"adapter {path} uses DoRA, modules_to_save or alpha_pattern, which vLLM does not serve",
-                          "use the hf backend for this adapter")
-    return cfg
-
-
-def is_lora_b(name: str) -> bool:
-    """Tensors that multiply last in a LoRA delta (B·A·x): scaling them by λ scales the delta by λ."""
-    return "lora_B" in name or "lora_embedding_B" in name
-
-
-def lora_name(fingerprint: str | None, scale: float) -> str:
-    """One name per (weights, λ): vLLM caches adapters by name and id, so a new λ must never reuse one."""
-    return f"{fingerprint}-x{float(scale)!r}"
-
-
-def scaled_adapter(path: Path, scale: float, cache: Path, fingerprint: str | None = None) -> Path:
-    """A copy of the adapter whose delta is ``scale`` times the original's (``path`` itself when scale is 1).
-
-    Why a copy: vLLM has no per-request LoRA scale; multiplying ``lora_B`` equals peft's ``scale_lora``. Cached
-    under ``<cache>/lora/<adapter hash>-x<λ>``, so each (adapter, λ) is written once."""
-    from safetensors.torch import load_file, save_file
-
-    from sqlshift.lm.models import adapter_fingerprint
-
-    path = Path(path)
-    if scale == 1.0:
-        return path
-    out = cache / "lora" / lora_name(fingerprint or adapter_fingerprint(path), scale)
-    if (out / "adapter_model.safetensors").is_file():
-        return out
-    tensors = load_file(str(path / "adapter_model.safetensors"))
-    scaled = {k: (v.float() * scale).to(v.dtype) if is_lora_b(k) else v for k, v in tensors.items()}
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file(scaled, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
-    shutil.copy2(path / "adapter_config.json", tmp / "adapter_config.json")
-    return _publish(tmp, out)
 
 
 def one_line(e: BaseException) -> str:
@@ -202,7 +137,9 @@ class VLLMSettings(BackendSettings):
 
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # share of the GPU the engine may take
     max_model_len: int = Field(4096, gt=0)  # longest prompt + generation; longer prompts lose their oldest tokens
-    max_lora_rank: int = Field(64, gt=0)  # largest adapter rank the engine serves
+    # largest adapter rank the engine serves (null: the smallest of 8, 16, 32, 64... that holds the study's adapters;
+    # no LoRA in the engine when it has none)
+    max_lora_rank: int | None = Field(None, gt=0)
     # scheduling limits per engine step (null: vLLM's own, 16384 tokens / 256 sequences in 0.26)
     max_num_batched_tokens: int | None = Field(None, gt=0)  # tokens per engine step (null: vLLM's default)
     max_num_seqs: int | None = Field(None, gt=0)  # sequences per engine step (null: vLLM's default)
@@ -242,10 +179,11 @@ class VLLMLM(TokenLM):
     Settings = VLLMSettings
 
     @classmethod
-    def from_settings(cls, model: str, settings: BackendSettings) -> VLLMLM:
+    def from_settings(cls, model: str, settings: BackendSettings, adapter_ranks: Sequence[int] = ()) -> VLLMLM:
         s = VLLMSettings.model_validate(settings.model_dump())
+        rank = s.max_lora_rank or fitted_lora_rank(adapter_ranks)
         return cls(model, dtype=s.dtype, max_model_len=s.max_model_len,
-                   gpu_memory_utilization=s.gpu_memory_utilization, max_lora_rank=s.max_lora_rank,
+                   gpu_memory_utilization=s.gpu_memory_utilization, max_lora_rank=rank,
                    **engine_options(s.model_dump()))
 
     @classmethod
@@ -285,7 +223,7 @@ class VLLMLM(TokenLM):
         return True
 
     def __init__(self, model: str = "embedded", *, dtype: str = "auto", max_model_len: int = 4096,
-                 gpu_memory_utilization: float = 0.8, max_lora_rank: int = 64, max_loras: int = 1,
+                 gpu_memory_utilization: float = 0.8, max_lora_rank: int | None = 64, max_loras: int = 1,
                  cache_dir: str | Path | None = None, progress: bool = True, **engine_kwargs: Any) -> None:
         require_vllm()
         # spawn, not fork: the engine's worker must not inherit a CUDA context (the parent may have touched CUDA)
@@ -308,10 +246,10 @@ class VLLMLM(TokenLM):
         self.version = vllm.__version__
         check_free_memory(gpu_memory_utilization)
         try:
+            lora = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras} \
+                if max_lora_rank else {}  # None: an engine without LoRA (faster when no adapter is served)
             self.llm = vllm.LLM(self.folder, dtype=self.dtype, max_model_len=max_model_len, seed=0,
-                                gpu_memory_utilization=gpu_memory_utilization, enable_lora=True,
-                                max_lora_rank=max_lora_rank, max_loras=max_loras,
-                                **engine_kwargs_of(engine_kwargs))
+                                gpu_memory_utilization=gpu_memory_utilization, **lora, **engine_kwargs_of(engine_kwargs))
         except Exception as e:  # noqa: BLE001 - any engine failure is one line for the user; vLLM logged the rest
             raise ModelError(f"the vLLM engine for {self.folder} did not start: {one_line(e)}", ENGINE_FIX) from None
         self._lora: Any = None

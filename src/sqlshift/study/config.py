@@ -404,3 +404,14 @@ def validate(cfg: ExperimentConfig, benches: list[Benchmark], check_axes: bool =
     except Exception as e:  # noqa: BLE001 - reported with the rest
         problems.append(f"model: {e}")
     return problems
+
+
+def adapter_ranks(cfg: ExperimentConfig) -> list[int]:
+    """The LoRA ranks of every adapter a study serves, known before any run trains (an engine may start first)."""
+    from sqlshift.lm.models import adapter_config, adapter_rank
+    from sqlshift.train.config import load_train_config
+    from sqlshift.train.recipes import recipe_of
+
+    given = [adapter_rank(adapter_config(r.adapter)) for r in cfg.runs if r.adapter]
+    trained = [load_train_config(r.config, r.overrides) for r in cfg.runs if not r.adapter]
+    return given + [t.lora.r for t in trained if recipe_of(t).takes_lambda]

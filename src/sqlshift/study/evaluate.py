@@ -186,10 +186,11 @@ def benchmark_listing() -> list[str]:
 def open_lm(model: str, adapter: str | Path | None = None, backend: str = "auto") -> Iterator[LM]:
     """The model as the runner loads it (the configured backend, from its own settings), with the adapter in,
     closed at the end: what ``predict`` and ``eval-mmlu`` score with, so they match ``eval`` and ``run``."""
+    from sqlshift.lm.models import adapter_config, adapter_rank
     from sqlshift.study.config import LMSettings
     from sqlshift.study.runner import load_lm
 
-    lm = load_lm(model, LMSettings(backend=backend))
+    lm = load_lm(model, LMSettings(backend=backend), [adapter_rank(adapter_config(adapter))] if adapter else [])
     try:
         with lm.adapter(Path(adapter) if adapter else None):
             yield lm

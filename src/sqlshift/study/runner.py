@@ -16,13 +16,15 @@ import logging
 import os
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable, Iterator
 
 import yaml
 
 from sqlshift.lm.api import LM
 from sqlshift.benchmarks.api import Benchmark
-from sqlshift.study.config import ExperimentConfig, LMSettings, RunSpec, axes, load_experiment, make_benchmarks, validate
+from sqlshift.study.config import (ExperimentConfig, LMSettings, RunSpec, adapter_ranks, axes, load_experiment,
+                                   make_benchmarks, validate)
 from sqlshift.study.executors import make_executor
 from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
 from sqlshift.inputs import read_input_bytes, read_json_file
@@ -78,11 +80,12 @@ class ModelEntry:
                 "adapter": str(self.adapter) if self.adapter else None, "model": self.model or model}
 
 
-def load_lm(model: str, settings: LMSettings) -> LM:
-    """The configured backend's ``LM`` for a base model, built from its own validated settings."""
+def load_lm(model: str, settings: LMSettings, ranks: Sequence[int] = ()) -> LM:
+    """The configured backend's ``LM`` for a base model, built from its own validated settings, told the ranks
+    of the adapters it will serve."""
     cls, backend_settings = settings.resolve()
     log.info("loading %s with the %s backend", model, cls.backend)
-    return cls.from_settings(model, backend_settings)
+    return cls.from_settings(model, backend_settings, ranks)
 
 
 class Runner:
@@ -138,7 +141,8 @@ class Runner:
         if self._lm is not None and self._lm_model != model:
             self.close_lm()
         if self._lm is None:
-            self._lm, self._lm_model = load_lm(model, self.cfg.lm), model
+            ranks = adapter_ranks(self.cfg) if model == self.cfg.model else []  # a trained full model: none
+            self._lm, self._lm_model = load_lm(model, self.cfg.lm, ranks), model
         return self._lm
 
     # ---- training -----------------------------------------------------------------------------------------
