@@ -39,7 +39,7 @@ from transformers import TrainerCallback, set_seed
 from sqlshift.lm.models import load_model
 from sqlshift.train import varlen
 from sqlshift.train.trainer import (SpeedPath, avoid_cudnn_sdpa_backward, build_training_rows, check_mask_coverage,
-                                    load_train_config, make_trainer)
+                                    compile_decoder_layers, decoder_layers, load_train_config, make_trainer)
 
 VARIANTS = {
     "std-eager": SpeedPath(False, "fp32", "eager", False, False),
@@ -62,11 +62,6 @@ def path_of(name: str) -> SpeedPath:
     return VARIANTS[name.removesuffix(COMPILE)]
 
 
-def decoder_layers(model: Any) -> list[Any]:
-    """The transformer blocks: the first ``layers`` ModuleList (under peft's wrappers too)."""
-    import torch
-
-    return next(list(m) for n, m in model.named_modules() if n.endswith("layers") and isinstance(m, torch.nn.ModuleList))
 PLAIN = "plain loop: transformers + peft, bf16 base, fp32 LoRA, sdpa attention, padded batches, torch AdamW"
 
 
@@ -157,8 +152,8 @@ def bench_one(name: str, model: Any, tok: Any, rows: list[dict[str, Any]], cfg: 
     set_seed(cfg.seed)  # the same LoRA initialisation for every variant
     trainer = make_trainer(model, tok, rows, cfg, out, path)
     layers = decoder_layers(trainer.model) if compiled else []
-    for layer in layers:  # after peft and liger have changed the modules, so that the compiled code includes them
-        layer.compile(dynamic=True)
+    if compiled:  # as training does with compile_layers: after peft has wrapped the modules
+        compile_decoder_layers(trainer.model)
     timer = StepTimer()
     trainer.add_callback(timer)
     if profile is not None:

@@ -148,12 +148,12 @@ class Runner:
     # ---- training -----------------------------------------------------------------------------------------
     def train_run(self, spec: RunSpec) -> tuple[Path, Recipe, str]:
         """Train one run (cached by its resolved config): its output folder, its recipe and the step's key."""
-        from sqlshift.train.trainer import load_train_config
+        from sqlshift.train.config import cache_fields, load_train_config
 
         tcfg = self.bind_train_data(load_train_config(spec.config, spec.overrides))
         recipe = recipe_of(tcfg)
         out = self.run_dir / "train" / spec.name
-        key = fingerprint({"train": tcfg.model_dump(mode="json"), "model": self.cfg.model})
+        key = fingerprint({"train": cache_fields(tcfg), "model": self.cfg.model})
         if self.cache.done(f"train/{spec.name}", key, [out / recipe.marker]):
             log.info("train/%s: cached", spec.name)
             return out, recipe, key

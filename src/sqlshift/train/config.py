@@ -90,6 +90,8 @@ class TrainConfig(BaseModel):
                                                "attention (or SDPA), liger layer kernels when installed; no effect on CPU")
     varlen: bool = Field(True, description="fast path: variable-length attention when a probe on the GPU matches SDPA; "
                                            "false: SDPA with a packed mask")
+    compile_layers: bool = Field(False, description="fast path: torch.compile every decoder layer (dynamic shapes) "
+                                                    "instead of liger's kernels; the first steps also compile")
     save_steps: int = Field(100, gt=0)
     logging_steps: int = Field(10, gt=0)
     save_total_limit: int | None = None
@@ -216,6 +218,16 @@ def _validate(path: str | Path | None, overrides: Mapping[str, Any] | None) -> t
         return TrainConfig.model_validate(apply_overrides(raw, overrides)), []
     except ValidationError as e:
         return None, _problems(e, source, list(overrides))
+
+
+# Options added after runs were cached: at their defaults they stay out of the training step's cache key
+ADDED_LATER = {"compile_layers": False}
+
+
+def cache_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as the step cache keys a training: what it was, so runs trained before a new option stay cached."""
+    data = cfg.model_dump(mode="json")
+    return {k: v for k, v in data.items() if not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
 
 def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
