@@ -224,6 +224,25 @@ def test_tradeoff_plot_draws_the_seed_to_seed_band(one_letter: Path) -> None:
     assert not [p for p in tradeoff_figure(s).axes[0].patches if "seed-to-seed" in str(p.get_label())]
 
 
+def test_tradeoff_plot_marks_frontier_margins_within_training_noise(one_letter: Path) -> None:
+    """A frontier point whose margin is within the seed band gets a dagger, explained once in the legend."""
+    from sqlshift.report.plots import tradeoff_figure
+
+    s = load_summary(one_letter)
+    s["tradeoff"]["frontier"] = [p["key"] for p in s["tradeoff"]["points"]][:2]
+    for p in s["tradeoff"]["points"]:
+        p["within_noise"] = p["key"] == s["tradeoff"]["frontier"][0]
+    ax = tradeoff_figure(s).axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count(s["tradeoff"]["frontier"][0] + "†") == 1 and sum(t.endswith("†") for t in texts) == 1
+    assert "† frontier margin within training noise" in ax.get_legend_handles_labels()[1]
+    for p in s["tradeoff"]["points"]:
+        p["within_noise"] = False
+    ax = tradeoff_figure(s).axes[0]
+    assert not any(t.get_text().endswith("†") for t in ax.texts)
+    assert "† frontier margin within training noise" not in ax.get_legend_handles_labels()[1]
+
+
 def test_checkpoint_curves_include_the_composite_generality(one_letter: Path, tmp_path: Path) -> None:
     """With a composite generality, the curves show its Δ over training steps beside the specialty."""
     from sqlshift.report.plots import curve_panels, plot_curves

@@ -5,6 +5,7 @@ as a missing bar.
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,20 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     fig = new_figure()
     ax = fig.add_subplot()
     front = set(t["frontier"]) if len(t["frontier"]) >= 2 else set()
-    for p in t["points"]:
+    noisy = False
+    for i, p in enumerate(sorted(t["points"], key=lambda p: p["spec"])):
         colour = "tab:red" if p["key"] in front else "tab:gray"
         marker = "*" if p["key"] == summary["baseline"] else "o"
         y, ci = 100 * p["spec"], [100 * c for c in p["spec_ci"]]
         ax.errorbar(p["gen"], y, xerr=err(p["gen"], p["gen_ci"]), yerr=err(y, ci), fmt=marker, color=colour,
                     ms=12 if marker == "*" else 6, capsize=3, alpha=0.85)
-        note = " (margin within training noise)" if p.get("within_noise") and p["key"] in front else ""
-        ax.annotate(p["key"] + note, (p["gen"], y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        mark = "†" if p.get("within_noise") and p["key"] in front else ""
+        noisy = noisy or bool(mark)
+        # neighbours in EX alternate above and below their point, so close points keep readable labels
+        ax.annotate(p["key"] + mark, (p["gen"], y), textcoords="offset points", xytext=(5, 5 if i % 2 else -11),
+                    fontsize=8)
+    if noisy:
+        ax.plot([], [], " ", label="† frontier margin within training noise")
     draw_noise_bands(ax, summary)
     for run, pts_ in interpolation_paths(t["points"], summary["baseline"]).items():
         ax.plot([p["gen"] for p in pts_], [100 * p["spec"] for p in pts_], ":", color="tab:blue", lw=1,
@@ -75,7 +82,7 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
             ax.scatter([p["gen"]], [100 * p["spec"]], s=250, facecolors="none", edgecolors="tab:green", lw=2,
                        label=f"pick (drop ≤ {summary['budget']['max_generality_drop_points']:g} pts)")
     spec_l, gen_l = axis_labels(summary)
-    ax.set_xlabel(f"{gen_l} ({'pts vs baseline' if summary['composite'] else '%'})")
+    ax.set_xlabel(textwrap.fill(f"{gen_l} ({'pts vs baseline' if summary['composite'] else '%'})", 75))
     ax.set_ylabel(f"{spec_l} (%)")
     ax.set_title("Specialty vs generality (95% CI bars; ★ = baseline)")
     if ax.get_legend_handles_labels()[0]:
