@@ -123,6 +123,8 @@ def test_training_console_is_one_bar_with_the_loss(tmp_path: Path, tiny_model_di
     assert not [w for w in ("Map", "Tokenizing", "Truncating", "Adding EOS", "Converting train") if f"{w}" in text], text
     assert "train (steps)" in text and "loss=" in text and (tmp_path / "t" / "adapter_config.json").is_file()
     assert len(json.loads((tmp_path / "t" / "log_history.json").read_text())) >= 3  # the history is still saved
+    log = (tmp_path / "t" / "train.log").read_text()  # what the console said, kept beside the adapter
+    assert "training on the standard path" in log and "training took" in log and "tokens/s" in text, log
 
 
 @pytest.mark.slow

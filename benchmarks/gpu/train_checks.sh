@@ -15,7 +15,7 @@ check() {  # name, overrides...
   local t0=$(date +%s)
   python3 -m sqlshift train seed-run1 "${@:2}" max_steps=$STEPS save_steps=100000 --model /root/models/qwen15 \
     -o /root/runs/check-$1 > /root/runs/check-$1.log 2>&1
-  echo "== $1 rc=$? wall=$(( $(date +%s) - t0 )) s  $(grep -h 'training took' /root/runs/check-$1.log | tail -1)" \
+  echo "== $1 rc=$? wall=$(( $(date +%s) - t0 )) s  $(grep -h "training took" /root/runs/check-$1/train.log | tail -1 | cut -d" " -f5-)" \
     | tee -a $LOG
   grep -h -E "Error|error:" /root/runs/check-$1.log | tail -3 >> $LOG
   cp /root/runs/check-$1.log $OUT/train-check-$1.log

@@ -137,6 +137,24 @@ class LinkSafeFileHandler(logging.FileHandler):
         return open_append(self.baseFilename)
 
 
+def setup_logging(folder: Path, name: str = "run.log") -> None:
+    """Log sqlshift's INFO lines to ``folder/name`` and to the console (once each, however often it is called):
+    a run directory keeps what its console showed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    register_output_root(folder)  # from here on nothing is written through a link inside it
+    root = logging.getLogger("sqlshift")
+    root.setLevel(logging.INFO)
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (folder / name).resolve()
+               for h in root.handlers):
+        fh = LinkSafeFileHandler(folder / name)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+    from rich.logging import RichHandler
+
+    if not any(type(h) is logging.StreamHandler or isinstance(h, RichHandler) for h in root.handlers):
+        root.addHandler(RichHandler(show_path=False, show_time=False))
+
+
 # ---------------------------------------------------------------------------------------------------- atomic files
 
 

@@ -238,6 +238,7 @@ def train(config: Optional[str] = typer.Argument(None, show_default=False,
                                                    help="deprecated: give the config as the first argument")) -> None:
     """LoRA / QLoRA supervised fine-tuning on Spider (several GPUs: accelerate launch -m sqlshift.cli train ...)."""
     from sqlshift.cli.options import deprecated
+    from sqlshift.outputs import setup_logging
     from sqlshift.train.trainer import run_train
 
     out = out_folder(pick(out, output, "--output"))
@@ -254,6 +255,8 @@ def train(config: Optional[str] = typer.Argument(None, show_default=False,
                           "give the training YAML or preset first: sqlshift train CONFIG key=value ...")
     if model:
         check_model(model)
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch: one process writes the log
+        setup_logging(out, "train.log")  # the training path and its speed: on screen and kept beside the adapter
     run_train(config, model, out, overrides)
 
 

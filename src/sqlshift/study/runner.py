@@ -30,8 +30,8 @@ from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiv
 from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
 from sqlshift.train.recipes import LoRA, Recipe, recipe_of
-from sqlshift.outputs import (LOCK_NAME, LinkSafeFileHandler, atomic_write_text, exclusive_output, merge_json,
-                              read_state, register_output_root)
+from sqlshift.outputs import (LOCK_NAME, atomic_write_text, exclusive_output, merge_json, read_state,
+                              setup_logging)
 
 log = logging.getLogger("sqlshift")
 
@@ -472,20 +472,3 @@ def to_run_log(level: int, message: str) -> None:
     for h in logging.getLogger("sqlshift").handlers:
         if isinstance(h, logging.FileHandler):
             h.handle(record)
-
-
-def setup_logging(run_dir: Path) -> None:
-    """Log to ``run.log`` in the run directory and to the console."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    register_output_root(run_dir)  # from here on nothing is written through a link inside it
-    root = logging.getLogger("sqlshift")
-    root.setLevel(logging.INFO)
-    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (run_dir / "run.log").resolve()
-               for h in root.handlers):
-        fh = LinkSafeFileHandler(run_dir / "run.log")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(fh)
-    from rich.logging import RichHandler
-
-    if not any(type(h) is logging.StreamHandler or isinstance(h, RichHandler) for h in root.handlers):
-        root.addHandler(RichHandler(show_path=False, show_time=False))
