@@ -224,6 +224,18 @@ def test_tradeoff_plot_draws_the_seed_to_seed_band(one_letter: Path) -> None:
     assert not [p for p in tradeoff_figure(s).axes[0].patches if "seed-to-seed" in str(p.get_label())]
 
 
+def test_budget_pick_among_seeds_names_the_configuration(one_letter: Path) -> None:
+    """A budget pick that is one seed of a replica group says the choice is the configuration, not that seed."""
+    from sqlshift.report.frontier import budget_text
+
+    s = load_summary(one_letter)
+    by_key = {p["key"]: p for p in s["tradeoff"]["points"]}
+    s["budget"]["pick"] = "run1-seed2"
+    assert "one of 2 training seeds of run1 (run1, run1-seed2)" in budget_text(s, by_key)
+    s["budget"]["pick"] = next(k for k in by_key if k not in ("run1", "run1-seed2"))
+    assert "training seeds" not in budget_text(s, by_key)
+
+
 def test_tradeoff_plot_marks_frontier_margins_within_training_noise(one_letter: Path) -> None:
     """A frontier point whose margin is within the seed band gets a dagger, explained once in the legend."""
     from sqlshift.report.plots import tradeoff_figure

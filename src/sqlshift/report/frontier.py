@@ -187,7 +187,16 @@ def budget_text(summary: dict[str, Any], by_key: dict[str, dict[str, Any]]) -> s
     spec_l, gen_l = axis_labels(summary)
     return (f"Early stopping by the trade-off: allowing at most {b['max_generality_drop_points']:g} points of "
             f"generality drop (point estimate), the best model is {b['pick']} ({spec_l} {pct(p['spec'])}, "
-            f"{gen_l} {gen_text(p, summary['composite'])}).")
+            f"{gen_l} {gen_text(p, summary['composite'])}).{replica_note(summary, b['pick'])}")
+
+
+def replica_note(summary: dict[str, Any], key: str) -> str:
+    """Why a pick among seeds of one configuration is the configuration, not that seed (its lead is noise)."""
+    for group, keys in (summary.get("noise") or {}).get("groups", {}).items():
+        if key in keys and len(keys) > 1:
+            return (f" It is one of {len(keys)} training seeds of {group} ({', '.join(keys)}): the choice is the "
+                    f"configuration; which seed leads is training noise (see Training noise).")
+    return ""
 
 
 def frontier_table(summary: dict[str, Any]) -> Table | None:
