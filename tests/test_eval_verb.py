@@ -60,6 +60,18 @@ def test_set_reaches_the_named_benchmarks_own_settings() -> None:
     assert eval_config("embedded", ["mmlu"], sample=4, sets=["mmlu.sample="]).benchmarks[0].sample is None
 
 
+def test_set_lm_reaches_the_backend_settings(tmp_path: Path) -> None:
+    """``--set lm.KEY=VALUE`` configures the backend (e.g. an adapter on the 4-bit base QLoRA trained on); a key
+    no backend takes is one line, and nothing is written."""
+    cfg = eval_config("embedded", ["mmlu"], backend="hf", sets=["lm.load_in_4bit=true", "mmlu.sample=3"])
+    assert cfg.lm.resolve()[1].load_in_4bit is True and cfg.benchmarks[0].sample == 3
+    assert eval_config("embedded", ["mmlu"], backend="hf").lm.resolve()[1].load_in_4bit is False
+    r = CliRunner().invoke(app, ["eval", "--benchmarks", "mmlu", "--backend", "hf", "--set", "lm.load_in_4bitt=true",
+                                 "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "unknown key 'load_in_4bitt' under lm" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_mmlu_on_the_demo_data_defaults_to_the_demo_subjects(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SQLSHIFT_DATA_DIR", raising=False)  # the demo data, also where the real data is set

@@ -24,7 +24,8 @@ def eval_verb(model: str = typer.Option("embedded", help="Hub id, local folder, 
                                                             "for every spider split), KEY one of its settings "
                                                             "('sqlshift benchmarks'; dotted for nested ones), VALUE "
                                                             "YAML; e.g. --set mmlu.subjects=all --set "
-                                                            "spider-dev.batch_size=8"),
+                                                            "spider-dev.batch_size=8; lm.KEY=VALUE sets the "
+                                                            "backend's, e.g. --set lm.load_in_4bit=true"),
               data_dir: Optional[Path] = typer.Option(None, help="data folder ('sqlshift layout'); default: "
                                                                  "$SQLSHIFT_DATA_DIR, else the embedded demo"),
               out: Optional[Path] = out_option("run directory: models/<key>/<benchmark>/ results.jsonl and "

@@ -19,7 +19,8 @@ from sqlshift.lm.api import LM
 from sqlshift.study.config import ExperimentConfig
 
 
-SET_FIX = "write --set BENCH.KEY=VALUE, e.g. --set mmlu.subjects=all or --set spider-dev.batch_size=8"
+SET_FIX = ("write --set BENCH.KEY=VALUE, e.g. --set mmlu.subjects=all or --set spider-dev.batch_size=8 (or "
+           "--set lm.KEY=VALUE for the backend, e.g. --set lm.load_in_4bit=true)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,19 +137,35 @@ def eval_entries(names: Sequence[str], sample: int | None, sets: Sequence[Settin
     return list(entries.values())
 
 
+def lm_settings(backend: str, settings: Sequence[Setting]) -> dict[str, Any]:
+    """The ``lm:`` block: the backend plus every ``--set lm.KEY=VALUE`` (e.g. ``lm.load_in_4bit=true`` to serve an
+    adapter on the 4-bit base QLoRA trained it on); the backend's own settings class validates the keys."""
+    lm: dict[str, Any] = {"backend": backend}
+    for s in settings:
+        if s.bench == "lm":
+            *parents, last = s.keys
+            node = lm
+            for k in parents:
+                node = node.setdefault(k, {})
+            node[last] = s.value
+    return lm
+
+
 def eval_config(model: str, benchmarks: list[str], *, adapter: str | Path | None = None, backend: str = "auto",
                 sample: int | None = None, data_dir: str | Path | None = None,
                 sets: Sequence[str] = ()) -> ExperimentConfig:
     """The study ``sqlshift eval`` runs: the base model (or, with ``adapter``, the adapted model) on each benchmark,
-    each with its ``sets`` (``BENCH.KEY=VALUE``) applied.
+    each with its ``sets`` (``BENCH.KEY=VALUE``; ``lm.KEY=VALUE`` for the backend) applied.
 
     ``data_dir`` defaults to ``$SQLSHIFT_DATA_DIR``, else the embedded demo data."""
     if not benchmarks:
         raise ConfigError("no benchmarks named", "pass --benchmarks, e.g. --benchmarks spider-dev,hellaswag")
     root = str(data_dir or os.environ.get("SQLSHIFT_DATA_DIR") or "demo")
-    raw: dict[str, Any] = {"name": "eval", "model": model, "lm": {"backend": backend},
+    settings = parse_sets(sets)
+    raw: dict[str, Any] = {"name": "eval", "model": model, "lm": lm_settings(backend, settings),
                            "data_dir": str(Path(root).expanduser().resolve()) if root != "demo" else "demo",
-                           "benchmarks": eval_entries(benchmarks, sample, parse_sets(sets), root == "demo")}
+                           "benchmarks": eval_entries(benchmarks, sample, [s for s in settings if s.bench != "lm"],
+                                                      root == "demo")}
     if adapter is not None:
         raw |= {"baseline": False, "runs": [{"name": "adapter", "adapter": str(Path(adapter).expanduser().resolve())}]}
     from pydantic import ValidationError
