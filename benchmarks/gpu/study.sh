@@ -4,8 +4,11 @@
 # GGUF; /root/models/qwen05 for the 0.5B), into /root/runs/$NAME (default: the config file's stem), with the GPU's
 # memory and busy share every 5 s. ONLY=a,b passes --only (a study split over sessions shares one run directory);
 # RUN_OVERRIDES (YAML) adds training overrides to every run; with WITH_HF=1 then Run 1's adapter through the other
-# backend (lm.backend: hf, as an `adapter:` run) for the backend-agreement table. Needs the s*, v* and q* (or r*)
-# parts (pack.sh with WITH_QWEN=1 [WITH_QWEN05=1]). Long: start it in the background and poll, e.g.
+# backend (lm.backend: hf, as an `adapter:` run) for the backend-agreement table. PREVIOUS=/abs/part1.tar.gz unpacks
+# an earlier part's results (the $NAME.tar.gz this script wrote, carried back) into the run directory first, so that
+# this part's report covers both (the earlier adapters are not in it: select only new runs with ONLY). Needs the
+# s*, v* and q* (or r*) parts (pack.sh with WITH_QWEN=1 [WITH_QWEN05=1]). Long: start it in the background and
+# poll, e.g.
 #   mkdir -p /root/res && (CONFIG=configs/qwen15-qlora-seeds.yaml ONLY=baseline,run1 setsid nohup \
 #     bash benchmarks/gpu/study.sh > /root/res/study.log 2>&1 < /dev/null &)
 # Poll: grep -q '== done' /root/res/study.log. Results: /root/res/$NAME.tar.gz (fetch: cp /root/res/* $OUT/).
@@ -17,6 +20,7 @@ CONFIG=${CONFIG:-configs/seed-protocol.yaml}
 MODEL=${MODEL:-/root/models/qwen15}
 NAME=${NAME:-$(basename "$CONFIG" .yaml)}
 RUNS=/root/runs
+[ -n "${PREVIOUS:-}" ] && tar -xzf "$PREVIOUS" -C $RUNS "$NAME" && echo "unpacked $PREVIOUS into $RUNS/$NAME"
 if [ -n "${RUN_OVERRIDES:-}" ]; then  # e.g. RUN_OVERRIDES='{per_device_batch_size: 16, gradient_accumulation_steps: 1}'
   python3 - $CONFIG $RUNS/$NAME-variant.yaml "$RUN_OVERRIDES" <<'PYEND'
 import sys, yaml
