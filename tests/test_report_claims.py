@@ -224,6 +224,30 @@ def test_tradeoff_plot_draws_the_seed_to_seed_band(one_letter: Path) -> None:
     assert not [p for p in tradeoff_figure(s).axes[0].patches if "seed-to-seed" in str(p.get_label())]
 
 
+def test_training_cost_table_names_method_speed_and_memory(tmp_path: Path) -> None:
+    """The report's training cost per run comes from each run's train_data.json and adapter_config.json: QLoRA vs
+    LoRA vs full, tokens/s and peak memory side by side; a pre-wrap trainable count (all weights) is not shown."""
+    import json
+
+    run = make_run(tmp_path)
+    facts = {"run1": ({"load_in_4bit": True, "parameters": 100, "trainable": 4}, 8, 2.5),
+             "run2": ({"load_in_4bit": False, "parameters": 100, "trainable": 100}, 8, 9.25),
+             "full": ({"load_in_4bit": False, "parameters": 100, "trainable": 100}, None, None)}
+    for name, (model, r, peak) in facts.items():
+        d = run / "train" / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "train_data.json").write_text(json.dumps({"model": model, "speed_path": "standard path", "speed": {
+            "wall_s": 12.5, "steps": 40, "real_tokens_per_s": 1234.4, "peak_gpu_gib": peak}}))
+        if r:
+            (d / "adapter_config.json").write_text(json.dumps({"r": r}))
+    build_report(run)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in (run / "report.md").read_text().splitlines()
+            if line.startswith("| run1 | ") or line.startswith("| run2 | ") or line.startswith("| full | ")}
+    assert "| run1 | QLoRA r=8 | 4 | 40 | 12.5 | 1,234 | 2.5 | standard path |" in rows["run1"]
+    assert "| run2 | LoRA r=8 | — | 40 | 12.5 | 1,234 | 9.2 |" in rows["run2"]
+    assert "| full | full | 100 | 40 | 12.5 | 1,234 | — |" in rows["full"]
+
+
 def test_budget_pick_among_seeds_names_the_configuration(one_letter: Path) -> None:
     """A budget pick that is one seed of a replica group says the choice is the configuration, not that seed."""
     from sqlshift.report.frontier import budget_text

@@ -205,6 +205,9 @@ def test_short_run_lowers_loss_saves_adapter_and_resumes(tiny_model_dir: Path, s
     record = json.loads((out / "train_data.json").read_text())
     assert record["resumed_from"] == "checkpoint-3" and record["speed"]["steps"] == 5
     assert record["speed"]["real_tokens"] > 0 and record["speed_path"].startswith("standard path")
+    assert record["speed"]["peak_gpu_gib"] is None  # CPU: no GPU peak to report (CUDA: this process's own)
+    # counted on the LoRA-wrapped model: the adapter's weights only, not the whole model
+    assert 0 < record["model"]["trainable"] < record["model"]["parameters"] / 10
     saved = yaml.safe_load((out / "train_config.yaml").read_text())
     assert saved["max_steps"] == 5 and saved["lora"]["r"] == 8
     assert (out / "adapter_config.json").is_file() and (out / "tokenizer_config.json").is_file()

@@ -197,6 +197,21 @@ def load_log_histories(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def load_train_facts(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """run name -> what its training cost (``train_data.json``: speed, peak GPU memory, parameters, path) and its
+    LoRA rank (``adapter_config.json``; absent for a full fine-tune)."""
+    out: dict[str, dict[str, Any]] = {}
+    root = run_dir / "train"
+    for tdir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        data = read_json(tdir / "train_data.json") if (tdir / "train_data.json").is_file() else None
+        if not isinstance(data, dict):
+            continue
+        lora = read_json(tdir / "adapter_config.json") if (tdir / "adapter_config.json").is_file() else None
+        out[tdir.name] = {"speed": data.get("speed") or {}, "model": data.get("model") or {},
+                          "path": data.get("speed_path"), "lora_r": lora.get("r") if isinstance(lora, dict) else None}
+    return out
+
+
 def load_failures(run_dir: Path) -> dict[str, str]:
     """run -> why it was not evaluated (``failures.json``; empty when there is none)."""
     path = run_dir / "failures.json"
@@ -242,6 +257,7 @@ class Study:
     histories: dict[str, list[dict[str, Any]]]
     failures: dict[str, str]
     missing: list[str] = field(default_factory=list)  # config names no model has results for
+    train_facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # run -> speed, memory, parameters
 
     @property
     def baseline(self) -> Model | None:
@@ -311,4 +327,4 @@ def load_study(run_dir: str | Path, max_drop: float | None = None) -> Study:
     named = [config.get("specialty"), *(g if isinstance(g := config.get("generality"), list) else [g])]
     missing = [str(n) for n in named if n and resolve(str(n), found) is None]
     return Study(run_dir, models, spec, gen, composite, max_drop, replica_groups(config),
-                 load_log_histories(run_dir), load_failures(run_dir), missing)
+                 load_log_histories(run_dir), load_failures(run_dir), missing, load_train_facts(run_dir))

@@ -105,7 +105,8 @@ def build_sections(study: Study, summary: dict[str, Any], plots: dict[str, Path]
         Section("Generation health", tables=keep(kinds.generation_table(study, summary))),
         Section("Other scores", tables=keep(kinds.secondary_table(study, summary))),
         Section("Coverage", missing_text(summary) + backend_text(summary), [tables.coverage_table(study, summary)]),
-        Section("Training", tables=keep(tables.training_table(study, summary["diverged"])),
+        Section("Training", tables=keep(tables.training_table(study, summary["diverged"]),
+                                        tables.training_cost_table(study)),
                 plots=[plots["loss"]] if "loss" in plots else []),
     ]
     return [s for s in secs if not s.empty()]

@@ -207,6 +207,29 @@ def training_table(study: Study, diverged: dict[str, int]) -> Table | None:
                                   "diverged at step", "failure"], rows)
 
 
+def training_cost_table(study: Study) -> Table | None:
+    """What each run's training cost, from its own process: method, trainable parameters, steps, wall time, real
+    (non-padding) tokens per second and peak allocated GPU memory (runs trained at once share the GPU's time, so
+    their speeds are lower than alone)."""
+    rows = []
+    for run, f in study.train_facts.items():
+        sp, m = f["speed"], f["model"]
+        method = ("QLoRA" if m.get("load_in_4bit") else "LoRA") + f" r={f['lora_r']}" if f["lora_r"] else "full"
+        # before session 11 the count was taken before LoRA wrapped the model (all weights): not a LoRA's count
+        known = isinstance(m.get("trainable"), int) and not (f["lora_r"] and m["trainable"] == m.get("parameters"))
+        rows.append([run, method, f"{m['trainable']:,}" if known else DASH,
+                     str(sp.get("steps", DASH)), num(sp.get("wall_s"), ".1f"), num(sp.get("real_tokens_per_s"), ",.0f"),
+                     num(sp.get("peak_gpu_gib"), ".1f"), f["path"] or DASH])
+    if not rows:
+        return None
+    return Table("Training cost per run", ["Run", "method", "trainable parameters", "steps", "wall (s)",
+                                           "real tokens/s", "peak GPU (GiB)", "path"], rows)
+
+
+def num(v: Any, spec: str) -> str:
+    return format(v, spec) if isinstance(v, (int, float)) and math.isfinite(v) else DASH
+
+
 def loss_cell(recs: list[dict[str, Any]], key: str) -> str:
     if not recs:
         return DASH

@@ -358,15 +358,21 @@ def compact_lm_head_off_triton() -> Iterator[None]:
 def run_trainer(trainer: Any, resume: str | None) -> dict[str, Any]:
     """``trainer.train``; returns wall time, real (non-padding) tokens and tokens/s (Ctrl-C: the CLI says how to
     resume, once)."""
+    import torch
+
+    if cuda_available():
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     with quiet_library_warnings(), compact_lm_head_off_triton():
         trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - t0
     tokens = int(getattr(trainer, "_total_train_tokens", 0))  # trl's count of non-padding tokens, all ranks
+    # this process's own peak (a study trains each run in its own child): comparable across runs sharing one GPU
+    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda_available() else None
     speed = {"wall_s": round(wall, 1), "steps": trainer.state.global_step, "real_tokens": tokens,
-             "real_tokens_per_s": round(tokens / wall, 1) if wall > 0 else None}
-    log.info("training took %.1f s: %d real tokens, %.0f tokens/s (to step %d)", wall, tokens,
-             speed["real_tokens_per_s"] or 0, speed["steps"])
+             "real_tokens_per_s": round(tokens / wall, 1) if wall > 0 else None, "peak_gpu_gib": peak}
+    log.info("training took %.1f s: %d real tokens, %.0f tokens/s (to step %d)%s", wall, tokens,
+             speed["real_tokens_per_s"] or 0, speed["steps"], f", peak GPU memory {peak:.1f} GiB" if peak else "")
     return speed
 
 
@@ -394,9 +400,9 @@ def train(cfg: TrainConfig, output_dir: Path, model_spec: str | None = None) -> 
     tokenized = tokenize_rows_like_trl(tok, rows)  # once: the mask guard checks these ids and trl trains on them
     summary["mask"] = check_mask_coverage(tok, rows, cfg.max_length, tokenized)
     trl_max_length = check_rows_fit(summary["mask"], cfg, path)
-    summary["model"] = describe(model) | {"spec": cfg.model, "load_in_4bit": q4}
     summary["speed_path"] = path.describe()
     trainer = make_trainer(model, tok, rows, cfg, output_dir, path, tokenized)
+    summary["model"] = describe(trainer.model) | {"spec": cfg.model, "load_in_4bit": q4}  # after LoRA: trainable
     if path.compiled:
         log.info("compiling %d decoder layers (the first steps take longer)", compile_decoder_layers(trainer.model))
     trainer.add_callback(stop_on_non_finite())
