@@ -215,7 +215,7 @@ def training_cost_table(study: Study) -> Table | None:
     for run, f in study.train_facts.items():
         sp, m = f["speed"], f["model"]
         method = ("QLoRA" if m.get("load_in_4bit") else "LoRA") + f" r={f['lora_r']}" if f["lora_r"] else "full"
-        # before session 11 the count was taken before LoRA wrapped the model (all weights): not a LoRA's count
+        # a count taken before LoRA wrapped the model (every weight, older run directories) is not a LoRA's count
         known = isinstance(m.get("trainable"), int) and not (f["lora_r"] and m["trainable"] == m.get("parameters"))
         rows.append([run, method, f"{m['trainable']:,}" if known else DASH,
                      str(sp.get("steps", DASH)), num(sp.get("wall_s"), ".1f"), num(sp.get("real_tokens_per_s"), ",.0f"),
