@@ -18,6 +18,7 @@ from typing import Any
 from sqlshift.errors import DataError
 from sqlshift.inputs import read_json_file, read_yaml_file
 from sqlshift.jsonl import read_jsonl
+from sqlshift.lm.models import adapter_rank
 from sqlshift.stats import wilson_ci
 
 KIND_RANK = {"baseline": 0, "run": 1, "checkpoint": 1, "interpolation": 2}
@@ -199,16 +200,16 @@ def load_log_histories(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 def load_train_facts(run_dir: Path) -> dict[str, dict[str, Any]]:
     """run name -> what its training cost (``train_data.json``: speed, peak GPU memory, parameters, path) and its
-    LoRA rank (``adapter_config.json``; absent for a full fine-tune)."""
+    LoRA rank as vLLM sizes it (``adapter_config.json``'s largest; absent for a full fine-tune)."""
     out: dict[str, dict[str, Any]] = {}
     root = run_dir / "train"
     for tdir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
         data = read_json(tdir / "train_data.json") if (tdir / "train_data.json").is_file() else None
         if not isinstance(data, dict):
             continue
-        lora = read_json(tdir / "adapter_config.json") if (tdir / "adapter_config.json").is_file() else None
+        lora = read_json(tdir / "adapter_config.json", dict) if (tdir / "adapter_config.json").is_file() else None
         out[tdir.name] = {"speed": data.get("speed") or {}, "model": data.get("model") or {},
-                          "path": data.get("speed_path"), "lora_r": lora.get("r") if isinstance(lora, dict) else None}
+                          "path": data.get("speed_path"), "lora_r": adapter_rank(lora) if lora else None}
     return out
 
 
