@@ -7,6 +7,7 @@
 # Here first:  SQLSHIFT_DATA_DIR=../shared/data bash benchmarks/gpu/pack.sh   (then carry .carry/parts/NN one per call)
 # There:       mkdir -p /root/res && (setsid nohup bash benchmarks/gpu/smoke.sh > /root/res/smoke.out 2>&1 < /dev/null &); then poll
 #              grep -q '== smoke done' /root/res/smoke.log, and fetch with cp /root/res/* $OUT/
+# BACKENDS="hf" runs one half (default "vllm hf"): the hf half fits beside a study that holds the GPU's engine.
 set -uo pipefail
 source benchmarks/gpu/prepare.sh
 set +e
@@ -27,9 +28,9 @@ run() {  # config, run dir, extra env
   grep -v -E "it/s\]|s/it\]|^\s*$" "$2.log" | tail -40 >> $LOG
   echo "== rc=$rc wall=$(( $(date +%s) - t0 )) s  sqlshift run $1" | tee -a $LOG
 }
-run configs/gpu-smoke.yaml /root/runs/gpu-smoke-vllm PYTHONPATH=$SNAP/benchmarks/gpu/importspy:$PYTHONPATH \
+[[ " ${BACKENDS:-vllm hf} " == *" vllm "* ]] && run configs/gpu-smoke.yaml /root/runs/gpu-smoke-vllm PYTHONPATH=$SNAP/benchmarks/gpu/importspy:$PYTHONPATH \
   SQLSHIFT_IMPORT_LOG=${SQLSHIFT_IMPORT_LOG:-}
-run /root/runs/gpu-smoke-hf.yaml /root/runs/gpu-smoke-hf
+[[ " ${BACKENDS:-vllm hf} " == *" hf "* ]] && run /root/runs/gpu-smoke-hf.yaml /root/runs/gpu-smoke-hf
 # the same verdicts? (a 135M model; bf16 kernels may flip a few)
 python3 - <<'PY' | tee -a $LOG
 import json, pathlib
