@@ -3,7 +3,7 @@
 # transformers backend (so the two differ only in the base's precision; the study serves it on bf16 through vLLM).
 # Waits for the study's adapter (its train_data.json is written when training ends), so it can start beside
 # benchmarks/gpu/study.sh and run while the study scores checkpoints. One `sqlshift eval` per base into
-# /root/runs/$NAME-4bit and -bf16; results: $OUT/$NAME-bases.tar.gz.
+# /root/runs/$NAME-4bit and -bf16; results: $OUT/$NAME-bases.tar.gz, rewritten after each.
 #   (ADAPTER=/root/runs/qwen15-qlora-seeds/train/run1-qlora setsid nohup bash benchmarks/gpu/qlora_bases.sh \
 #     > /root/res/bases.log 2>&1 < /dev/null &)
 set -uo pipefail
@@ -22,6 +22,6 @@ for base in 4bit bf16; do
     --set mmlu.batch_size=64 --set spider-dev.batch_size=64 --set spider-dev.max_new_tokens=160 \
     -o /root/runs/$NAME-$base > /root/runs/$NAME-$base.out 2>&1
   echo "== rc=$? wall=$(( $(date +%s) - t0 )) s  $base base: sqlshift eval --adapter $ADAPTER"
+  (cd /root/runs && tar -czf $OUT/$NAME-bases.tar.gz --exclude='*.safetensors' $NAME-4bit* $NAME-bf16*)  # 4-bit first
 done
-cd /root/runs && tar -czf $OUT/$NAME-bases.tar.gz --exclude='*.safetensors' $NAME-4bit $NAME-bf16 $NAME-*.out
 echo "== bases done"
