@@ -3,7 +3,7 @@
 # baseline + Run 1 + Run 2, Spider dev + MMLU 57) on $MODEL (default /root/models/qwen15, exported from the carried
 # GGUF; /root/models/qwen05 for the 0.5B), into /root/runs/$NAME (default: the config file's stem), with the GPU's
 # memory and busy share every 5 s. ONLY=a,b passes --only (a study split over sessions shares one run directory);
-# RUN_OVERRIDES (YAML) adds training overrides to every run; with WITH_HF=1 then Run 1's adapter through the other
+# RUN_OVERRIDES (YAML) adds training overrides to every run, RUN_FIELDS sets a run's fields (e.g. checkpoints); with WITH_HF=1 then Run 1's adapter through the other
 # backend (lm.backend: hf, as an `adapter:` run) for the backend-agreement table. PREVIOUS=/abs/part1.tar.gz unpacks
 # an earlier part's results (the $NAME.tar.gz this script wrote, carried back) into the run directory first, so that
 # this part's report covers both (the earlier adapters are not in it: select only new runs with ONLY). Needs the
@@ -21,13 +21,17 @@ MODEL=${MODEL:-/root/models/qwen15}
 NAME=${NAME:-$(basename "$CONFIG" .yaml)}
 RUNS=/root/runs
 [ -n "${PREVIOUS:-}" ] && tar -xzf "$PREVIOUS" -C $RUNS "$NAME" && echo "unpacked $PREVIOUS into $RUNS/$NAME"
-if [ -n "${RUN_OVERRIDES:-}" ]; then  # e.g. RUN_OVERRIDES='{per_device_batch_size: 16, gradient_accumulation_steps: 1}'
-  python3 - $CONFIG $RUNS/$NAME-variant.yaml "$RUN_OVERRIDES" <<'PYEND'
+if [ -n "${RUN_OVERRIDES:-}${RUN_FIELDS:-}" ]; then
+  # RUN_OVERRIDES='{per_device_batch_size: 16}': training overrides of every run;
+  # RUN_FIELDS='{run1-qlora: {checkpoints: [100, 200]}}': a run's own fields (its training, hence its cache, unchanged)
+  python3 - $CONFIG $RUNS/$NAME-variant.yaml "${RUN_OVERRIDES:-{\}}" "${RUN_FIELDS:-{\}}" <<'PYEND'
 import sys, yaml
 from sqlshift.study.config import find_experiment
 cfg = yaml.safe_load(open(find_experiment(sys.argv[1])))
+over, fields = yaml.safe_load(sys.argv[3]) or {}, yaml.safe_load(sys.argv[4]) or {}
 for run in cfg["runs"]:
-    run["overrides"] = {**run.get("overrides", {}), **yaml.safe_load(sys.argv[3])}
+    run["overrides"] = {**run.get("overrides", {}), **over} if over else run.get("overrides", {})
+    run.update(fields.get(run["name"], {}))
 yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
 PYEND
   CONFIG=$RUNS/$NAME-variant.yaml
