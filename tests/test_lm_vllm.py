@@ -250,6 +250,18 @@ def test_too_little_free_gpu_memory_is_one_line_before_the_engine(monkeypatch: p
     lv.check_free_memory(0.85)
 
 
+def test_engine_skips_flashinfer_sampler_unless_asked(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path,
+                                                      tmp_path: Path) -> None:
+    """The engine's process inherits VLLM_USE_FLASHINFER_SAMPLER=0 (no nvcc build at warm-up); a user's value stays."""
+    install_stand_in(monkeypatch)
+    monkeypatch.delenv("VLLM_USE_FLASHINFER_SAMPLER", raising=False)
+    lv.VLLMLM(str(tiny_model_dir), dtype="fp32", cache_dir=tmp_path, progress=False)
+    assert os.environ["VLLM_USE_FLASHINFER_SAMPLER"] == "0"
+    monkeypatch.setenv("VLLM_USE_FLASHINFER_SAMPLER", "1")
+    lv.VLLMLM(str(tiny_model_dir), dtype="fp32", cache_dir=tmp_path, progress=False)
+    assert os.environ["VLLM_USE_FLASHINFER_SAMPLER"] == "1"
+
+
 def test_close_shuts_the_engine_down(stand_in: Any) -> None:
     calls: list[str] = []
     stand_in.llm.llm_engine = SimpleNamespace(engine_core=SimpleNamespace(shutdown=lambda: calls.append("down")))

@@ -228,6 +228,10 @@ class VLLMLM(TokenLM):
         require_vllm()
         # spawn, not fork: the engine's worker must not inherit a CUDA context (the parent may have touched CUDA)
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        # FlashInfer's top-k/top-p sampler ships as CUDA source that its first use (the engine's warm-up) compiles
+        # with nvcc into ~/.cache/flashinfer: ≈ 80 s of every engine start on a fresh machine. Greedy decoding never
+        # uses it and sampled votes run on vLLM's own top-k/top-p kernel; a user's explicit setting wins.
+        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
         import vllm
 
         from sqlshift.lm.models import load_tokenizer
