@@ -9,6 +9,8 @@
 #       imports), else all of shared/gpu/vllm-0.26.0-wheels.txt
 #   q*: Qwen2.5-Coder-1.5B-Instruct's GGUF (the study model), only with WITH_QWEN=1
 #   r*: Qwen2.5-Coder-0.5B-Instruct's GGUF (the second model size, issue 25), only with WITH_QWEN05=1
+# A set's parts are named X.KK-of-NN: prepare.sh uses a set only once all NN are in /root/m, so a background job
+# never joins a set that is still arriving.
 # Usage: SQLSHIFT_DATA_DIR=../shared/data [WITH_QWEN=1] [WITH_QWEN05=1] bash benchmarks/gpu/pack.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -66,6 +68,11 @@ tar -C "$DL/vllm" -cf - $VW | split -b ${PART_MB}M -d -a 2 - .carry/v.
 [ "${WITH_QWEN:-0}" = 1 ] && split -b ${PART_MB}M -d -a 2 "$DL/qwen/qwen15.gguf" .carry/q.
 [ "${WITH_QWEN05:-0}" = 1 ] && split -b ${PART_MB}M -d -a 2 "$DL/qwen05/qwen05.gguf" .carry/r.
 rm -rf "$STAGE"
+for set in s v q r; do  # X.KK -> X.KK-of-NN: prepare.sh uses a set only once all NN parts are there
+  parts=(.carry/$set.[0-9][0-9])
+  [ -f "${parts[0]}" ] || continue
+  for f in "${parts[@]}"; do mv "$f" "$f-of-$(printf %02d ${#parts[@]})"; done
+done
 n=0
 for f in .carry/s.* .carry/v.* .carry/q.* .carry/r.*; do
   [ -f "$f" ] || continue
