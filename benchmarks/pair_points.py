@@ -9,9 +9,9 @@ POINT defaults to the only point under models/ (``sqlshift eval`` writes one).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from sqlshift.jsonl import read_jsonl
 from sqlshift.report.stats import paired_test
 
 
@@ -29,8 +29,7 @@ def point_dir(arg: str) -> Path:
 
 def verdicts(folder: Path, bench: str) -> dict[str, bool]:
     """id -> correct, from the point's results.jsonl of one benchmark."""
-    rows = (folder / bench / "results.jsonl").read_text().splitlines()
-    return {r["id"]: bool(r["correct"]) for r in (json.loads(x) for x in rows if x.strip())}
+    return {r["id"]: bool(r["correct"]) for r in read_jsonl(folder / bench / "results.jsonl")}
 
 
 def main() -> None:

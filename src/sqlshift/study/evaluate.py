@@ -86,12 +86,16 @@ def apply_sets(entries: dict[str, dict[str, Any]], sets: Sequence[Setting]) -> N
             raise ConfigError(f"--set {s.text}: which benchmark runs is what --benchmarks says",
                               "drop this --set and name the benchmark in --benchmarks")
         for entry in targets:
-            node = entry
-            for k in s.keys[:-1]:  # a nested setting (prompt.sample_rows) builds its section
-                if not isinstance(node.get(k), dict):
-                    node[k] = {}
-                node = node[k]
-            node[s.keys[-1]] = s.value
+            put(entry, s)
+
+
+def put(node: dict[str, Any], s: Setting) -> None:
+    """Write one setting into a config section; a nested key (``prompt.sample_rows``) builds its sections."""
+    for k in s.keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            node[k] = {}
+        node = node[k]
+    node[s.keys[-1]] = s.value
 
 
 def check_entry(name: str, entry: dict[str, Any], sets: Sequence[Setting]) -> list[str]:
@@ -143,11 +147,7 @@ def lm_settings(backend: str, settings: Sequence[Setting]) -> dict[str, Any]:
     lm: dict[str, Any] = {"backend": backend}
     for s in settings:
         if s.bench == "lm":
-            *parents, last = s.keys
-            node = lm
-            for k in parents:
-                node = node.setdefault(k, {})
-            node[last] = s.value
+            put(lm, s)
     return lm
 
 
