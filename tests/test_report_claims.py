@@ -147,6 +147,26 @@ def test_one_point_frontier_is_not_called_a_frontier() -> None:
     assert "Pareto frontier" in tradeoff_figure(s2).axes[0].get_legend_handles_labels()[1]
 
 
+def test_tradeoff_plot_draws_checkpoints_as_their_runs_path() -> None:
+    """Checkpoints off the frontier are small dots on a dashed path (first step, ..., final run), not labelled
+    models with CI bars; a checkpoint on the frontier keeps its label."""
+    from sqlshift.report.frontier import checkpoint_paths
+    from sqlshift.report.plots import tradeoff_figure
+
+    ci = {"spec_ci": [0.1, 0.7], "gen_ci": None}
+    points = [P("base", 0.2, 0.0, "baseline", run=None, step=None, **ci), P("r", 0.6, -0.5, run="r", step=30, **ci),
+              P("r-step20", 0.5, 0.4, "checkpoint", run="r", step=20, **ci),
+              P("r-step10", 0.4, -0.2, "checkpoint", run="r", step=10, **ci)]
+    assert [p["key"] for p in checkpoint_paths(points)["r"]] == ["r-step10", "r-step20", "r"]
+    s = summary_of(points, ["r", "r-step20"], "r")
+    ax = tradeoff_figure(s).axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "r-step20" in texts and "r-step10" not in texts and "step 10" in texts
+    assert "r: checkpoints, step 10 → 30" in ax.get_legend_handles_labels()[1]
+    path = next(line for line in ax.get_lines() if line.get_label().startswith("r: checkpoints"))
+    assert list(path.get_xdata()) == [-0.2, 0.4, -0.5] and list(path.get_ydata()) == pytest.approx([40, 50, 60])
+
+
 def test_hardness_bars_are_labelled_and_empty_levels_left_out(one_letter: Path) -> None:
     from sqlshift.report.load import load_study
     from sqlshift.report.plots import hardness_figure

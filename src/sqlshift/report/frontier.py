@@ -123,6 +123,17 @@ def interpolation_paths(points: list[dict[str, Any]], baseline: str | None) -> d
     return {run: start + sorted(pts_, key=lambda p: p["lambda"]) + [by_key[run]] for run, pts_ in paths.items()}
 
 
+def checkpoint_paths(points: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per run with checkpoint points: its checkpoints by step, then the run itself (its final step) — the path
+    one training took across the trade-off plane."""
+    by_key = {p["key"]: p for p in points}
+    paths: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        if p["kind"] == "checkpoint" and p["run"] in by_key:
+            paths.setdefault(p["run"], []).append(p)
+    return {run: sorted(pts_, key=lambda p: p["step"]) + [by_key[run]] for run, pts_ in paths.items()}
+
+
 def axis_labels(summary: dict[str, Any]) -> tuple[str, str]:
     """(specialty label, generality axis label) for text and plots."""
     labels = {f: b["label"] for f, b in summary["benchmarks"].items()}

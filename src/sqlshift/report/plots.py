@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlshift.sql.execution import ERROR_TYPES
 from sqlshift.sql.hardness import LEVELS
-from sqlshift.report.frontier import axis_labels, interpolation_paths
+from sqlshift.report.frontier import axis_labels, checkpoint_paths, interpolation_paths
 from sqlshift.report.kinds import by_hardness, text2sql_folder
 from sqlshift.report.load import Study
 
@@ -55,8 +55,12 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     fig = new_figure()
     ax = fig.add_subplot()
     front = set(t["frontier"]) if len(t["frontier"]) >= 2 else set()
+    # a checkpoint off the frontier is a step on its run's path (drawn below), not a labelled model of its own
+    quiet = {p["key"] for p in t["points"] if p["kind"] == "checkpoint" and p["key"] not in front
+             and p["key"] != summary["budget"]["pick"]}
+    draw_checkpoint_paths(ax, t["points"], quiet)
     noisy = False
-    for i, p in enumerate(sorted(t["points"], key=lambda p: p["spec"])):
+    for i, p in enumerate(sorted((p for p in t["points"] if p["key"] not in quiet), key=lambda p: p["spec"])):
         colour = "tab:red" if p["key"] in front else "tab:gray"
         marker = "*" if p["key"] == summary["baseline"] else "o"
         y, ci = 100 * p["spec"], [100 * c for c in p["spec_ci"]]
@@ -88,6 +92,21 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
     return fig
+
+
+def draw_checkpoint_paths(ax: Any, points: list[dict[str, Any]], quiet: set[str]) -> None:
+    """Each run's checkpoints joined in step order to its final point, the first one marked with its step: with
+    every checkpoint labelled and barred, a run with eight of them hid the plot (session 13)."""
+    for n, (run, path) in enumerate(checkpoint_paths(points).items()):
+        colour = f"C{n % 10}"
+        xs, ys = [p["gen"] for p in path], [100 * p["spec"] for p in path]
+        ax.plot(xs, ys, "--", color=colour, lw=1, alpha=0.7,
+                label=f"{run}: checkpoints, step {path[0]['step']} → {path[-1].get('step') or 'final'}")
+        small = [p for p in path if p["key"] in quiet]
+        ax.scatter([p["gen"] for p in small], [100 * p["spec"] for p in small], s=12, color=colour, zorder=3)
+        if path[0]["key"] in quiet:
+            ax.annotate(f"step {path[0]['step']}", (xs[0], ys[0]), textcoords="offset points", xytext=(4, -10),
+                        fontsize=7, color=colour)
 
 
 def draw_noise_bands(ax: Any, summary: dict[str, Any]) -> None:
