@@ -165,6 +165,9 @@ def test_tradeoff_plot_draws_checkpoints_as_their_runs_path() -> None:
     assert "r: checkpoints, step 10 → 30" in ax.get_legend_handles_labels()[1]
     path = next(line for line in ax.get_lines() if line.get_label().startswith("r: checkpoints"))
     assert list(path.get_xdata()) == [-0.2, 0.4, -0.5] and list(path.get_ydata()) == pytest.approx([40, 50, 60])
+    orphan = [p for p in points if p["key"] != "r"]  # the run's final point left out: its checkpoints stay labelled
+    texts = [t.get_text() for t in tradeoff_figure(summary_of(orphan, [], None)).axes[0].texts]
+    assert "r-step10" in texts and "r-step20" in texts
 
 
 def test_hardness_bars_are_labelled_and_empty_levels_left_out(one_letter: Path) -> None:

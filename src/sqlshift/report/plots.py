@@ -56,9 +56,10 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     ax = fig.add_subplot()
     front = set(t["frontier"]) if len(t["frontier"]) >= 2 else set()
     # a checkpoint off the frontier is a step on its run's path (drawn below), not a labelled model of its own
-    quiet = {p["key"] for p in t["points"] if p["kind"] == "checkpoint" and p["key"] not in front
+    paths = checkpoint_paths(t["points"])
+    quiet = {p["key"] for path in paths.values() for p in path[:-1] if p["key"] not in front
              and p["key"] != summary["budget"]["pick"]}
-    draw_checkpoint_paths(ax, t["points"], quiet)
+    draw_checkpoint_paths(ax, paths, quiet)
     noisy = False
     for i, p in enumerate(sorted((p for p in t["points"] if p["key"] not in quiet), key=lambda p: p["spec"])):
         colour = "tab:red" if p["key"] in front else "tab:gray"
@@ -94,10 +95,10 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     return fig
 
 
-def draw_checkpoint_paths(ax: Any, points: list[dict[str, Any]], quiet: set[str]) -> None:
+def draw_checkpoint_paths(ax: Any, paths: dict[str, list[dict[str, Any]]], quiet: set[str]) -> None:
     """Each run's checkpoints joined in step order to its final point, the first one marked with its step: with
-    every checkpoint labelled and barred, a run with eight of them hid the plot (session 13)."""
-    for n, (run, path) in enumerate(checkpoint_paths(points).items()):
+    a label and CI bars each, a run's checkpoints would bury the models the plot compares."""
+    for n, (run, path) in enumerate(paths.items()):
         colour = f"C{n % 10}"
         xs, ys = [p["gen"] for p in path], [100 * p["spec"] for p in path]
         ax.plot(xs, ys, "--", color=colour, lw=1, alpha=0.7,
