@@ -172,3 +172,35 @@ def test_gpu_scripts_parse_and_name_scripts_that_exist(script: Path) -> None:
     named = set(re.findall(r"benchmarks/[\w/.-]+\.(?:sh|py|yaml|txt)", script.read_text(encoding="utf-8")))
     missing = sorted(n for n in named if not (script.parents[2] / n).is_file())
     assert not missing, f"{script.name} names files that are not there: {missing}"
+
+
+def test_gpu_poll_packs_a_run_in_pieces_that_rebuild_it(tmp_path: Path) -> None:
+    """benchmarks/gpu/poll.sh on a stand-in run directory: the pieces under $OUT join into a tarball that holds the
+    results and small adapters but no checkpoint or big adapter, and only the last complete set is left."""
+    import tarfile
+
+    runs, res, out = tmp_path / "runs", tmp_path / "res", tmp_path / "out"
+    run = runs / "study"
+    (run / "models" / "baseline" / "spider-dev").mkdir(parents=True)
+    (run / "models" / "baseline" / "spider-dev" / "metrics.json").write_text('{"accuracy": 0.5}')
+    (run / "train" / "run1" / "checkpoint-50").mkdir(parents=True)
+    (run / "train" / "run1" / "checkpoint-50" / "adapter_model.safetensors").write_bytes(b"0" * 100)
+    (run / "train" / "run1" / "adapter_model.safetensors").write_bytes(b"0" * 1000)
+    (run / "train" / "big").mkdir()
+    (run / "train" / "big" / "adapter_model.safetensors").write_bytes(os.urandom(9 * 2**20))
+    (runs / "study.out").write_text("noise\rINFO     baseline/spider-dev: EX (dev) = 0.500 (n=2), 1.0 s\n")
+    res.mkdir()
+    (res / "chain.log").write_text("== rc=0 wall=5 s  bash benchmarks/gpu/study.sh\n")
+    out.mkdir()
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu" / "poll.sh"
+    env = {**os.environ, "RUNS": str(runs), "RES": str(res), "OUT": str(out)}
+    done = subprocess.run(["bash", str(script), "study", "0", "2"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "baseline/spider-dev: EX (dev) = 0.500" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["chain.log", "study.b.done", "study.b.part-00"]
+    joined = tmp_path / "joined.tar.gz"
+    joined.write_bytes(b"".join(p.read_bytes() for p in sorted(out.glob("study.b.part-*"))))
+    names = tarfile.open(joined).getnames()
+    assert "study/models/baseline/spider-dev/metrics.json" in names and "study.out" in names
+    assert "study/train/run1/adapter_model.safetensors" in names
+    assert not [n for n in names if "checkpoint-" in n or n.startswith("study/train/big/adapter")]
