@@ -112,26 +112,28 @@ def tradeoff(summary: dict[str, Any], max_drop: float) -> tuple[dict[str, Any], 
             {"max_generality_drop_points": max_drop, "pick": pick["key"] if pick else None})
 
 
-def interpolation_paths(points: list[dict[str, Any]], baseline: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Per run with λ points: baseline (λ=0), its λ points in order, the run itself (λ=1) — one WiSE-FT curve."""
+def run_paths(points: list[dict[str, Any]], kind: str, order: str, baseline: str | None = None
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Per run with points of ``kind``: the baseline (if given and present), those points ordered by ``order``,
+    then the run itself — one curve per run on the trade-off plane."""
     by_key = {p["key"]: p for p in points}
     paths: dict[str, list[dict[str, Any]]] = {}
     for p in points:
-        if p["kind"] == "interpolation" and p["run"] in by_key:
+        if p["kind"] == kind and p["run"] in by_key:
             paths.setdefault(p["run"], []).append(p)
     start = [by_key[baseline]] if baseline in by_key else []
-    return {run: start + sorted(pts_, key=lambda p: p["lambda"]) + [by_key[run]] for run, pts_ in paths.items()}
+    return {run: start + sorted(pts_, key=lambda p: p[order]) + [by_key[run]] for run, pts_ in paths.items()}
+
+
+def interpolation_paths(points: list[dict[str, Any]], baseline: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Per run with λ points: baseline (λ=0), its λ points in order, the run itself (λ=1) — one WiSE-FT curve."""
+    return run_paths(points, "interpolation", "lambda", baseline)
 
 
 def checkpoint_paths(points: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Per run with checkpoint points: its checkpoints by step, then the run itself (its final step) — the path
     one training took across the trade-off plane."""
-    by_key = {p["key"]: p for p in points}
-    paths: dict[str, list[dict[str, Any]]] = {}
-    for p in points:
-        if p["kind"] == "checkpoint" and p["run"] in by_key:
-            paths.setdefault(p["run"], []).append(p)
-    return {run: sorted(pts_, key=lambda p: p["step"]) + [by_key[run]] for run, pts_ in paths.items()}
+    return run_paths(points, "checkpoint", "step")
 
 
 def axis_labels(summary: dict[str, Any]) -> tuple[str, str]:
