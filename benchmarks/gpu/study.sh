@@ -30,7 +30,7 @@ from sqlshift.study.config import find_experiment
 cfg = yaml.safe_load(open(find_experiment(sys.argv[1])))
 over, fields = yaml.safe_load(sys.argv[3]) or {}, yaml.safe_load(sys.argv[4]) or {}
 for run in cfg["runs"]:
-    run["overrides"] = {**run.get("overrides", {}), **over} if over else run.get("overrides", {})
+    run["overrides"] = {**run.get("overrides", {}), **over}
     run.update(fields.get(run["name"], {}))
 yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
 PYEND
