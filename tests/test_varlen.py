@@ -162,6 +162,19 @@ def test_full_fine_tuning_keeps_fp32_master_weights_on_the_fast_path(monkeypatch
     assert full.fast and full.base_dtype == "fp32" and full.padding_free
 
 
+def test_qlora_speed_path_names_the_4bit_base(monkeypatch) -> None:  # noqa: ANN001
+    """The report's training-cost table shows this line: a QLoRA run must not read as a bf16 base."""
+    import sqlshift.train.trainer as trainer
+    from sqlshift.train.config import TrainConfig
+
+    monkeypatch.setattr(trainer, "cuda_available", lambda: True)
+    monkeypatch.setattr(varlen, "varlen_usable", lambda: False)
+    q4 = trainer.resolve_speed_path(TrainConfig(fast_path=True), q4=True)
+    assert q4.quantized and q4.describe().startswith("fast path: 4-bit NF4 base (bf16 compute), sdpa attention")
+    assert "bf16 base" in trainer.resolve_speed_path(TrainConfig(fast_path=True)).describe()
+    assert "4-bit NF4 base" in trainer.resolve_speed_path(TrainConfig(fast_path=False), q4=True).describe()
+
+
 def test_varlen_false_keeps_sdpa_where_the_probe_would_pass(monkeypatch) -> None:  # noqa: ANN001
     import sqlshift.train.trainer as trainer
     from sqlshift.train.config import TrainConfig

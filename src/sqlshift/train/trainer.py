@@ -125,12 +125,14 @@ class SpeedPath:
     padding_free: bool
     liger: bool
     compiled: bool = False  # every decoder layer torch.compile'd (instead of liger: its kernels do not trace)
+    quantized: bool = False  # a 4-bit NF4 base (QLoRA); base_dtype is then its compute dtype
 
     def describe(self) -> str:
         name = "fast path" if self.fast else "standard path"
+        base = f"4-bit NF4 base ({self.base_dtype} compute)" if self.quantized else f"{self.base_dtype} base"
         batches = "padding-free batches" if self.padding_free else "padded batches"
         kernels = ", liger layer kernels" if self.liger else ", decoder layers compiled" if self.compiled else ""
-        return f"{name}: {self.base_dtype} base, {self.attn_implementation} attention, {batches}{kernels}"
+        return f"{name}: {base}, {self.attn_implementation} attention, {batches}{kernels}"
 
 
 def resolve_speed_path(cfg: TrainConfig, q4: bool = False) -> SpeedPath:
@@ -139,7 +141,7 @@ def resolve_speed_path(cfg: TrainConfig, q4: bool = False) -> SpeedPath:
         if cfg.fast_path or cfg.compile_layers:
             log.info("fast_path%s needs CUDA: training on the standard path",
                      " and compile_layers" if cfg.compile_layers else "")
-        return SpeedPath(False, "bf16" if q4 else "fp32", cfg.attn_implementation, False, False)
+        return SpeedPath(False, "bf16" if q4 else "fp32", cfg.attn_implementation, False, False, quantized=q4)
     attn = "sdpa" if cfg.attn_implementation == "eager" else cfg.attn_implementation
     if attn == "sdpa" and cfg.varlen and varlen.varlen_usable():  # padding-free rows without SDPA's packed mask
         varlen.register()
@@ -148,7 +150,7 @@ def resolve_speed_path(cfg: TrainConfig, q4: bool = False) -> SpeedPath:
     # than their precision (lr 1e-5 x a gradient is mostly below 2^-8 of a weight). LoRA's frozen base can be bf16.
     base: Literal["fp32", "bf16"] = "bf16" if cfg.lora.enabled else "fp32"
     liger = not cfg.compile_layers and importlib.util.find_spec("liger_kernel") is not None
-    return SpeedPath(True, base, attn, True, liger, compiled=cfg.compile_layers)
+    return SpeedPath(True, base, attn, True, liger, compiled=cfg.compile_layers, quantized=q4)
 
 
 def decoder_layers(model: Any) -> list[Any]:
