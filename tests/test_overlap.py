@@ -86,6 +86,43 @@ def test_overlap_trains_while_the_baseline_is_evaluated(tiny_model_dir: Path, tm
     assert "steps run: 0, cached: 8," in counts[-1], counts  # 2 trainings + 3 points x 2 benchmarks
 
 
+@pytest.mark.slow  # two training children on 2 CPU cores
+def test_overlap_starts_the_engine_beside_the_trainings_without_a_baseline(tiny_model_dir: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing to evaluate before the runs' points (baseline off or cached), the engine still starts while
+    the runs train: a study that loaded it only at the first trained point would never get there (deadline)."""
+    engine = install_stand_in(monkeypatch)
+    real_isolated = experiment.run_isolated
+
+    def training_waits_for_the_engine(fn: Any, *a: Any, **kw: Any) -> Any:
+        deadline = time.time() + 120
+        while not engine.started:
+            assert time.time() < deadline, "the engine did not start while the runs waited to train"
+            time.sleep(0.2)
+        return real_isolated(fn, *a, **kw)
+
+    monkeypatch.setattr(experiment, "run_isolated", training_waits_for_the_engine)
+    run_dir = tmp_path / "run"
+    run(study(tiny_model_dir, tmp_path, SHARED, baseline=False), run_dir)
+    assert engine.started == [str(tiny_model_dir)]  # loaded once, before the trainings, and served both runs
+    assert sorted(m["key"] for m in json.loads((run_dir / "summary.json").read_text())["models"]) == ["fast", "slow"]
+
+
+def test_a_cached_study_starts_no_engine(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """The preload is for runs that will train: with every training cached it would load a model for nothing."""
+    install_stand_in(monkeypatch)
+    runner = experiment.Runner(load_experiment(study(tiny_model_dir, tmp_path, SHARED, baseline=False)),
+                               tmp_path / "run")
+    assert runner.trains_on_base()
+    for spec in runner.cfg.runs:
+        _, recipe, out, key = runner.train_step(spec)
+        out.mkdir(parents=True)
+        (out / recipe.marker).write_text("{}")
+        runner.cache.record(f"train/{spec.name}", key)
+    assert not runner.trains_on_base() and runner.cache.hits == []  # asking is not a cache hit
+
+
 def test_the_engine_gets_a_fixed_kv_cache(tiny_model_dir: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlshift.lm.vllm as lv

@@ -50,8 +50,12 @@ class StepCache:
         self.ran: list[str] = []
         self.hits: list[str] = []
 
+    def has(self, name: str, key: str, outputs: list[Path]) -> bool:
+        """Whether the step is done, without counting it as a cache hit."""
+        return self.steps.get(name) == key and all(o.exists() for o in outputs)
+
     def done(self, name: str, key: str, outputs: list[Path]) -> bool:
-        hit = self.steps.get(name) == key and all(o.exists() for o in outputs)
+        hit = self.has(name, key, outputs)
         if hit:
             self.hits.append(name)
         return hit
@@ -146,14 +150,28 @@ class Runner:
         return self._lm
 
     # ---- training -----------------------------------------------------------------------------------------
-    def train_run(self, spec: RunSpec) -> tuple[Path, Recipe, str]:
-        """Train one run (cached by its resolved config): its output folder, its recipe and the step's key."""
+    def train_step(self, spec: RunSpec) -> tuple[Any, Recipe, Path, str]:
+        """A run's training config, recipe, output folder and cache key (its resolved config and the model)."""
         from sqlshift.train.config import cache_fields, load_train_config
 
         tcfg = self.bind_train_data(load_train_config(spec.config, spec.overrides))
-        recipe = recipe_of(tcfg)
-        out = self.run_dir / "train" / spec.name
         key = fingerprint({"train": cache_fields(tcfg), "model": self.cfg.model})
+        return tcfg, recipe_of(tcfg), self.run_dir / "train" / spec.name, key
+
+    def trains_on_base(self) -> bool:
+        """Whether a run will train (not cached) a model the base serves (an adapter): the overlap executor then
+        starts the base model beside the trainings rather than after them."""
+        for spec in self.cfg.runs:
+            if spec.adapter:
+                continue
+            _, recipe, out, key = self.train_step(spec)
+            if recipe.point(out).model is None and not self.cache.has(f"train/{spec.name}", key, [out / recipe.marker]):
+                return True
+        return False
+
+    def train_run(self, spec: RunSpec) -> tuple[Path, Recipe, str]:
+        """Train one run (cached by its resolved config): its output folder, its recipe and the step's key."""
+        tcfg, recipe, out, key = self.train_step(spec)
         if self.cache.done(f"train/{spec.name}", key, [out / recipe.marker]):
             log.info("train/%s: cached", spec.name)
             return out, recipe, key
