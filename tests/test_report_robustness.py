@@ -112,7 +112,7 @@ def script_for(gold: dict[str, str], salt: str, wrong_every: int) -> dict[str, t
 def write_study(root: Path, run: Path) -> Path:
     gold = golds(root)
     for key, kind, script in (("baseline", "baseline", script_for(gold, "b", 3)),
-                              ("run1", "run", script_for(gold, "r", 2))):
+                              ("run1", "run", script_for(gold, "r", 2)), ("run2", "run", script_for(gold, "s", 2))):
         mdir = run / "models" / key
         mdir.mkdir(parents=True)
         (mdir / "model.json").write_text(json.dumps({"key": key, "kind": kind, "run": None if kind == "baseline"
@@ -160,7 +160,7 @@ def test_rows_carry_dev_index(study_run: Path, mini_data: Path) -> None:
 def test_table_equals_an_independent_computation(study_run: Path) -> None:
     summary = build_summary(load_study(study_run))
     rob = summary["robustness"]
-    assert set(rob) == {"baseline", "run1"} and set(rob["run1"]) == {"spider-syn", "spider-realistic"}
+    assert set(rob) == {"baseline", "run1", "run2"} and set(rob["run1"]) == {"spider-syn", "spider-realistic"}
     for split in ("syn", "realistic"):
         for key in ("baseline", "run1"):
             e, ind = rob[key][f"spider-{split}"], independent(study_run, key, split)
@@ -181,7 +181,26 @@ def test_table_equals_an_independent_computation(study_run: Path) -> None:
     e = rob["run1"]["spider-syn"]
     row = next(r for r in table.rows if r[:2] == ["run1", "EX (syn)"])
     assert row[2] == str(e["n_paired"]) and row[5] == f"{e['delta_points']:+.1f}"
-    assert len(table.rows) == 4
+    assert len(table.rows) == 6
+
+
+def test_run_against_run_drops_equal_an_independent_computation(study_run: Path) -> None:
+    """run2's drop − run1's drop per variant, straight from the two models' results files."""
+    summary = build_summary(load_study(study_run))
+    got = {t["variant"]: t for t in summary["robustness_pairwise"]}
+    assert set(got) == {"spider-syn", "spider-realistic"}
+    for split in ("syn", "realistic"):
+        t = got[f"spider-{split}"]
+        a, b = independent(study_run, "run1", split)["drops"], independent(study_run, "run2", split)["drops"]
+        d = [b[i] - a[i] for i in sorted(a.keys() & b.keys())]
+        assert (t["a"], t["b"], t["n_paired"]) == ("run1", "run2", len(d))
+        assert t["diff_points"] == pytest.approx(100 * np.mean(d)) and any(d)
+        assert t["drop_points"] - t["reference_drop_points"] == pytest.approx(t["diff_points"])
+        assert t["p_value"] == pytest.approx(sign_flip_p(np.array(d)))
+    table = next(t for s in build_sections(load_study(study_run), summary, {}) for t in s.tables
+                 if t.title.startswith("Robustness, run against run"))
+    row = next(r for r in table.rows if r[:2] == ["run1 vs run2", "EX (syn)"])
+    assert row[5] == f"{got['spider-syn']['diff_points']:+.1f}"
 
 
 def test_rows_without_dev_index_pair_through_the_data_folder(study_run: Path, tmp_path: Path) -> None:

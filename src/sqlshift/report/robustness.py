@@ -9,6 +9,7 @@ folder for rows written before that field), so each model's drop is measured on 
 
 from __future__ import annotations
 
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,13 @@ from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, DASH, 
 
 Pair = tuple[dict[str, bool], dict[str, bool]]  # (dev verdicts, variant verdicts), both keyed by dev item id
 
-METHOD = ("per item d = (dev − variant verdict of the model) − (the same for the baseline), on the items both "
-          f"have paired; CI: paired bootstrap over items ({BOOTSTRAP_REPS} reps, seed {BOOTSTRAP_SEED}); p: exact "
-          "sign-flip permutation test of Σd (H0: on each item the two models' drops are exchangeable)")
+
+
+def method(reference: str) -> str:
+    """How the drop differences are computed, against ``reference``."""
+    return (f"per item d = (dev − variant verdict of the model) − (the same for {reference}), on the items both "
+            f"have paired; CI: paired bootstrap over items ({BOOTSTRAP_REPS} reps, seed {BOOTSTRAP_SEED}); p: exact "
+            "sign-flip permutation test of Σd (H0: on each item the two models' drops are exchangeable)")
 
 
 def greedy_split(b: BenchResult) -> str | None:
@@ -95,20 +100,28 @@ def sign_flip_p(d: np.ndarray) -> float:
     return float(min(1.0, prob[np.abs(total) >= abs(int(d.sum()))].sum()))
 
 
-def versus_baseline(pair: Pair, base_pair: Pair, alpha: float) -> dict[str, Any] | None:
-    """The model's drop minus the baseline's, in points, on the items both have paired: CI and exact p."""
-    dm, db = drops(pair), drops(base_pair)
-    common = sorted(dm.keys() & db.keys())
+def drop_difference(pair: Pair, ref_pair: Pair, alpha: float) -> dict[str, Any] | None:
+    """The model's drop minus a reference model's, in points, on the items both have paired: CI and exact p."""
+    dm, dr = drops(pair), drops(ref_pair)
+    common = sorted(dm.keys() & dr.keys())
     if not common:
         return None
-    d = np.array([dm[k] - db[k] for k in common], dtype=int)
+    d = np.array([dm[k] - dr[k] for k in common], dtype=int)
     boot = 100.0 * bootstrap_means(d, BOOTSTRAP_REPS, np.random.default_rng(BOOTSTRAP_SEED))
     lo, hi = np.percentile(boot, [2.5, 97.5])
     p = sign_flip_p(d)
     return {"n_paired": len(common), "drop_points": 100.0 * float(np.mean([dm[k] for k in common])),
-            "baseline_drop_points": 100.0 * float(np.mean([db[k] for k in common])),
+            "reference_drop_points": 100.0 * float(np.mean([dr[k] for k in common])),
             "diff_points": 100.0 * float(d.mean()), "diff_ci95": [float(lo), float(hi)], "p_value": p,
             "significant": p < alpha}
+
+
+def versus_baseline(pair: Pair, base_pair: Pair, alpha: float) -> dict[str, Any] | None:
+    """:func:`drop_difference` against the baseline (summary.json names the reference's drop ``baseline_drop``)."""
+    out = drop_difference(pair, base_pair, alpha)
+    if out is not None:
+        out["baseline_drop_points"] = out.pop("reference_drop_points")
+    return out
 
 
 def entry(pair: Pair, base_pair: Pair | None, dev_f: str, alpha: float) -> dict[str, Any] | None:
@@ -124,19 +137,39 @@ def entry(pair: Pair, base_pair: Pair | None, dev_f: str, alpha: float) -> dict[
             "vs_baseline": versus_baseline(pair, base_pair, alpha) if base_pair is not None else None}
 
 
+def variant_pairs(study: Study) -> list[tuple[str, dict[str, Pair]]]:
+    """[(variant folder, model key -> its paired dev and variant verdicts)] for every paired variant split."""
+    dev_f, variants = folders(study)
+    if dev_f is None:
+        return []
+    root = data_root(study)
+    return [(var_f, {m.key: p for m in study.models if (p := paired_outcomes(m, dev_f, var_f, split, root))})
+            for var_f, split in variants]
+
+
 def robustness_summary(study: Study, alpha: float = ALPHA) -> dict[str, dict[str, Any]]:
     """summary.json's ``robustness``: model -> variant folder -> :func:`entry` (empty without variants)."""
-    dev_f, variants = folders(study)
-    if dev_f is None or not variants:
-        return {}
-    root, base, out = data_root(study), study.baseline, {}
-    for var_f, split in variants:
-        pairs = {m.key: p for m in study.models if (p := paired_outcomes(m, dev_f, var_f, split, root))}
-        base_pair = pairs.get(base.key) if base is not None else None
+    dev_f, _ = folders(study)
+    base_key = study.baseline.key if study.baseline is not None else None
+    out: dict[str, dict[str, Any]] = {}
+    for var_f, pairs in variant_pairs(study):
+        base_pair = pairs.get(base_key) if base_key is not None else None
         for key, pair in pairs.items():
-            e = entry(pair, base_pair if key != (base.key if base else None) else None, dev_f, alpha)
+            e = entry(pair, base_pair if key != base_key else None, str(dev_f), alpha)
             if e is not None:
                 out.setdefault(key, {})[var_f] = e
+    return out
+
+
+def robustness_pairwise(study: Study, alpha: float = ALPHA) -> list[dict[str, Any]]:
+    """summary.json's ``robustness_pairwise``: for every two final runs A, B and each variant, B's drop − A's drop
+    on the items both have paired (is one fine-tune more brittle than another, not only than the baseline?)."""
+    runs = [m.key for m in study.models if m.kind == "run"]
+    out = []
+    for var_f, pairs in variant_pairs(study):
+        for a, b in combinations([k for k in runs if k in pairs], 2):
+            if (d := drop_difference(pairs[b], pairs[a], alpha)) is not None:
+                out.append({"a": a, "b": b, "variant": var_f, **d})
     return out
 
 
@@ -158,8 +191,23 @@ def robustness_table(summary: dict[str, Any]) -> Table | None:
     return Table("Robustness: each variant against the same model's dev answers", cols, rows, note=NOTE)
 
 
+def robustness_pairwise_table(summary: dict[str, Any]) -> Table | None:
+    """One row per two final runs and variant, from ``summary["robustness_pairwise"]``."""
+    rows = [[f"{t['a']} vs {t['b']}", summary["benchmarks"].get(t["variant"], {}).get("label", t["variant"]),
+             str(t["n_paired"]), pts(t["reference_drop_points"]), pts(t["drop_points"]), pts(t["diff_points"]),
+             fmt_ci(t["diff_ci95"], scale=1.0), pval(t["p_value"])]
+            for t in summary.get("robustness_pairwise") or []]
+    if not rows:
+        return None
+    cols = ["Comparison (A vs B)", "Variant", "n paired", "A's drop (pts)", "B's drop (pts)",
+            "B's drop − A's drop (pts)", "95% CI", "p"]
+    return Table("Robustness, run against run: whose drop is larger", cols, rows,
+                 note="Drop = EX on the dev questions − EX on their rewordings, each model on the same items; the "
+                      f"difference is B's − A's: {method('A')}.")
+
+
 NOTE = ("Each variant question is paired with the Spider dev question it rewords (same database and gold SQL; "
         "Syn by index, Realistic and DK by gold SQL in file order; ambiguous items and questions worded as on dev "
         "are left out), and scored against the same model's dev verdict: Δ's CI is Newcombe's paired interval, p "
         "the exact McNemar test. A positive 'drop − baseline's drop' means the model loses more than the baseline "
-        f"on the reworded questions: {METHOD}.")
+        f"on the reworded questions: {method('the baseline')}.")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlshift.report.kinds as kinds
+import sqlshift.report.multiturn as multiturn
 import sqlshift.report.robustness as robustness
 import sqlshift.report.tables as tables
 from sqlshift.report.decoding import decoding_table
@@ -98,7 +99,9 @@ def build_sections(study: Study, summary: dict[str, Any], plots: dict[str, Path]
                 [plots[n] for n in ("tradeoff", "curves") if n in plots]),
         Section("Training noise", ["Frontier margins smaller than the seed-to-seed range are marked in the "
                                    "trade-off table."] if noise else [], keep(noise)),
-        Section("Robustness", tables=keep(tables.robustness_table(summary), robustness.robustness_table(summary))),
+        Section("Robustness", tables=keep(tables.robustness_table(summary), robustness.robustness_table(summary),
+                                        robustness.robustness_pairwise_table(summary))),
+        Section("Multi-turn", tables=keep(multiturn.interaction_table(summary), multiturn.turn_table(summary))),
         Section("Text-to-SQL analysis", tables=kinds.text2sql_tables(study, summary),
                 plots=[plots[n] for n in ("hardness", "errors") if n in plots]),
         Section("Multiple-choice answers", tables=kinds.multiple_choice_tables(study, summary)),
