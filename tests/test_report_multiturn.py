@@ -93,7 +93,7 @@ def test_by_turn_equals_the_benchmarks_buckets(study_run: Path) -> None:
     assert e["by_turn"]["run1"]["2"]["vs_baseline"]["n_paired"] == e["by_turn"]["run1"]["2"]["n"]
 
 
-def test_report_shows_both_tables(study_run: Path) -> None:
+def test_report_shows_the_three_tables(study_run: Path) -> None:
     study = load_study(study_run)
     summary = build_summary(study)
     tables = {t.title: t for s in build_sections(study, summary, {}) for t in s.tables}
@@ -101,5 +101,8 @@ def test_report_shows_both_tables(study_run: Path) -> None:
     s = summary["multiturn"]["sparc"]["interaction"]["run2"]
     assert ["SParC", "run2", f"{100 * s['accuracy']:.1f}%", f"{s['n_correct']}/60"] == next(
         r for r in inter.rows if r[1] == "run2")[:4]
-    assert any(r[1] == "run1 vs run2" for r in inter.rows)
+    pair = summary["multiturn"]["sparc"]["pairwise"][0]
+    [row] = tables["Interaction match, run against run"].rows
+    assert row[:4] == ["SParC", "run1 vs run2", "60", f"{pair['diff_points']:+.1f}"]
+    assert row[5] == f"{pair['a_only']} / {pair['b_only']}"
     assert [r[:2] for r in tables["Question match by turn position"].rows] == [["SParC", k] for k in MODELS]

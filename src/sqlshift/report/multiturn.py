@@ -98,17 +98,25 @@ def interaction_table(summary: dict[str, Any]) -> Table | None:
                          fmt_ci(s["ci95"]), pts(s["delta_points"]) if t else DASH,
                          fmt_ci(t["diff_ci95"], scale=1.0) if t else DASH, pval(t["p_value"]) if t else DASH,
                          compare_words(t) if t else DASH])
-        rows += [[name(summary, f), f"{t['a']} vs {t['b']}", DASH, f"n paired {t['n_paired']}", DASH,
-                  pts(t["diff_points"]), fmt_ci(t["diff_ci95"], scale=1.0), pval(t["p_value"]),
-                  f"{t['b']} {compare_words(t)}"] for t in e["pairwise"]]
     if not rows:
         return None
-    cols = ["Benchmark", "Model (or A vs B)", "Interaction match", "correct/n", "95% CI", "Δ (pts)", "95% CI of Δ",
-            "McNemar p", "Reading"]
+    cols = ["Benchmark", "Model", "Interaction match", "correct/n", "95% CI", "Δ vs baseline (pts)", "95% CI of Δ",
+            "McNemar p", "vs baseline"]
     return Table("Interaction match (every turn of a conversation right)", cols, rows,
-                 note="Per interaction: right when every turn whose gold SQL executes is right. Δ vs the baseline "
-                      "(rows 'A vs B': B − A between two fine-tuned runs), paired by interaction: Newcombe's CI, "
-                      "exact McNemar p. Accuracy CIs are Wilson intervals.")
+                 note="Per interaction: right when every turn whose gold SQL executes is right. Δ paired by "
+                      "interaction: Newcombe's CI, exact McNemar p. Accuracy CIs are Wilson intervals.")
+
+
+def interaction_pairwise_table(summary: dict[str, Any]) -> Table | None:
+    rows = [[name(summary, f), f"{t['a']} vs {t['b']}", str(t["n_paired"]), pts(t["diff_points"]),
+             fmt_ci(t["diff_ci95"], scale=1.0), f"{t['a_only']} / {t['b_only']}", pval(t["p_value"]),
+             f"{t['b']} {compare_words(t)}"]
+            for f, e in (summary.get("multiturn") or {}).items() for t in e["pairwise"]]
+    if not rows:
+        return None
+    return Table("Interaction match, run against run", ["Benchmark", "Comparison (A vs B)", "n paired",
+                                                        "Δ (B − A, pts)", "95% CI of Δ", "only A right / only B right",
+                                                        "McNemar p", "Reading"], rows)
 
 
 def turn_table(summary: dict[str, Any]) -> Table | None:
