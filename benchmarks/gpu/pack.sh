@@ -16,7 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${SQLSHIFT_DATA_DIR:?set SQLSHIFT_DATA_DIR to the data folder (spider/, mmlu/)}
 DL=${DL:-$HOME/.cache/sqlshift-gpu-pack}
-PART_MB=${PART_MB:-61}
+# a device call carries 64 MiB with the tracked files, which grow every session (docs/results): parts leave them room
+TREE_MIB=$(git ls-files -z | xargs -0 stat -c %s | awk '{s += $1} END {print int(s / 1048576) + 1}')
+PART_MB=${PART_MB:-$((62 - TREE_MIB))}
 mkdir -p "$DL/study" "$DL/vllm" "$DL/qwen" .carry && grep -qx '/.carry/' .git/info/exclude 2>/dev/null || true
 PLAT=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux_2_24_x86_64
       --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64
