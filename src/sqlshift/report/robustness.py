@@ -26,7 +26,6 @@ from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, DASH, 
 Pair = tuple[dict[str, bool], dict[str, bool]]  # (dev verdicts, variant verdicts), both keyed by dev item id
 
 
-
 def method(reference: str) -> str:
     """How the drop differences are computed, against ``reference``."""
     return (f"per item d = (dev − variant verdict of the model) − (the same for {reference}), on the items both "
@@ -117,7 +116,7 @@ def drop_difference(pair: Pair, ref_pair: Pair, alpha: float) -> dict[str, Any] 
 
 
 def versus_baseline(pair: Pair, base_pair: Pair, alpha: float) -> dict[str, Any] | None:
-    """:func:`drop_difference` against the baseline (summary.json names the reference's drop ``baseline_drop``)."""
+    """:func:`drop_difference` against the baseline (summary.json names the reference's drop ``baseline_drop_points``)."""
     out = drop_difference(pair, base_pair, alpha)
     if out is not None:
         out["baseline_drop_points"] = out.pop("reference_drop_points")
