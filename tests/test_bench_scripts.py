@@ -185,9 +185,9 @@ def test_gpu_poll_packs_a_run_in_pieces_that_rebuild_it(tmp_path: Path) -> None:
     (run / "models" / "baseline" / "spider-dev" / "metrics.json").write_text('{"accuracy": 0.5}')
     (run / "train" / "run1" / "checkpoint-50").mkdir(parents=True)
     (run / "train" / "run1" / "checkpoint-50" / "adapter_model.safetensors").write_bytes(b"0" * 100)
-    (run / "train" / "run1" / "adapter_model.safetensors").write_bytes(b"0" * 1000)
+    (run / "train" / "run1" / "adapter_model.safetensors").write_bytes(os.urandom(2_179_072 * 4))  # r = 8, 1.5B, fp32
     (run / "train" / "big").mkdir()
-    (run / "train" / "big" / "adapter_model.safetensors").write_bytes(os.urandom(9 * 2**20))
+    (run / "train" / "big" / "adapter_model.safetensors").write_bytes(os.urandom(13 * 2**20))
     (runs / "study.out").write_text("noise\rINFO     baseline/spider-dev: EX (dev) = 0.500 (n=2), 1.0 s\n")
     res.mkdir()
     (res / "chain.log").write_text("== rc=0 wall=5 s  bash benchmarks/gpu/study.sh\n")
@@ -202,5 +202,5 @@ def test_gpu_poll_packs_a_run_in_pieces_that_rebuild_it(tmp_path: Path) -> None:
     joined.write_bytes(b"".join(p.read_bytes() for p in sorted(out.glob("study.b.part-*"))))
     names = tarfile.open(joined).getnames()
     assert "study/models/baseline/spider-dev/metrics.json" in names and "study.out" in names
-    assert "study/train/run1/adapter_model.safetensors" in names
+    assert tarfile.open(joined).getmember("study/train/run1/adapter_model.safetensors").size == 2_179_072 * 4
     assert not [n for n in names if "checkpoint-" in n or n.startswith("study/train/big/adapter")]

@@ -4,8 +4,8 @@
 # lines, then pack its run directory into $OUT, so that what ran so far comes back even when the session's device
 # time ends before the study does. Stops early once chain.log says the chain is done.
 #   bash benchmarks/gpu/poll.sh NAME [SLEEP_S] [ROUNDS]     e.g. bash benchmarks/gpu/poll.sh qwen15-transfer 40 6
-# The pack leaves out checkpoints, optimizer/RNG states and adapters over 8 MiB (r = 8 adapters of the 1.5B model
-# are 4.4 MB: they come back, so a later session can reuse them) and is split into 15 MiB pieces (a file over
+# The pack leaves out checkpoints, optimizer/RNG states and adapters over 12 MiB (r = 8 adapters of the 1.5B model
+# are 8.7 MB, fp32 as PEFT keeps them: they come back, so a later session can reuse them; r = 64 + MLP is 295 MB) and is split into 15 MiB pieces (a file over
 # 16 MiB does not come back). Successive rounds write sets $NAME.a.* and $NAME.b.* in turn, each finished by its
 # .done file, and delete the older set only then: a call cut off mid-write still returns the last complete set.
 # Here: cat FILES_AT/NAME.X.part-* > run.tar.gz for the set X that has a .done file, tar -xzf, sqlshift report DIR.
@@ -18,7 +18,7 @@ OUT=${OUT:?OUT is the device call output folder}
 
 pack() {  # $1: the set to write (a or b); the other set is deleted once this one is complete
   local other=$([ "$1" = a ] && echo b || echo a)
-  (cd "$RUNS" && find "$NAME" -name '*.safetensors' -size +8M > "$RUNS/.poll-big.txt"
+  (cd "$RUNS" && find "$NAME" -name '*.safetensors' -size +12M > "$RUNS/.poll-big.txt"
    tar -czf "$RUNS/.poll.tar.gz" --exclude='checkpoint-*' --exclude='*.pt' --exclude='*.bin' --exclude='*.lock' \
      -X "$RUNS/.poll-big.txt" "$NAME" $(ls "$NAME.out" "$NAME.gpu-trace.txt" 2>/dev/null))
   rm -f "$OUT/$NAME.$1".*
