@@ -297,19 +297,21 @@ def by_hardness(scored: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {lv: accuracy_metrics(sub) for lv in levels if (sub := [r for r in scored if r["hardness"] == lv])}
 
 
-def interaction_summary(rows: Sequence[dict[str, Any]], interactions: Sequence[Interaction]) -> dict[str, Any]:
-    """Interaction match: an interaction counts when all of its turns are scored, and is right when every turn
-    whose gold executes is right (interactions with no such turn are left out)."""
-    by_inter: dict[int, list[dict[str, Any]]] = {}
+def interaction_verdicts(rows: Sequence[dict[str, Any]]) -> dict[Any, bool]:
+    """interaction -> every turn whose gold executes is right (interactions with no such turn are left out)."""
+    by_inter: dict[Any, list[bool]] = {}
     for r in rows:
-        by_inter.setdefault(r["interaction"], []).append(r)
-    outcomes = []
-    for it in interactions:
-        got = by_inter.get(it.index, [])
-        evaluable = [r for r in got if r["error_type"] != "gold_error"]
-        if len(got) == len(it.turns) and evaluable:
-            outcomes.append(all(r["correct"] for r in evaluable))
-    return accuracy_summary(outcomes)
+        if r.get("error_type") != "gold_error" and r.get("correct") is not None:
+            by_inter.setdefault(r["interaction"], []).append(bool(r["correct"]))
+    return {k: all(v) for k, v in by_inter.items()}
+
+
+def interaction_summary(rows: Sequence[dict[str, Any]], interactions: Sequence[Interaction]) -> dict[str, Any]:
+    """Interaction match: an interaction counts when all of its turns are scored, and is right by
+    :func:`interaction_verdicts`."""
+    n_rows, verdicts = Counter(r["interaction"] for r in rows), interaction_verdicts(rows)
+    return accuracy_summary([verdicts[it.index] for it in interactions
+                             if n_rows[it.index] == len(it.turns) and it.index in verdicts])
 
 
 def generation_health(rows: Sequence[dict[str, Any]]) -> dict[str, int]:

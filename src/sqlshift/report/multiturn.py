@@ -11,42 +11,31 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
+from sqlshift.benchmarks.multiturn import TURN_GROUPS, interaction_verdicts, turn_group
 from sqlshift.report.load import BenchResult, Study
 from sqlshift.report.render import Table
 from sqlshift.report.stats import ALPHA, DASH, acc_ci, fmt_ci, paired_test, pct, pts, pval
+from sqlshift.report.tables import PAIR_COLUMNS, pair_cells
 from sqlshift.report.words import compare_words
 from sqlshift.stats import wilson_ci
-
-POSITIONS = ("1", "2", "3", "4+")
 
 
 def is_multiturn(b: BenchResult) -> bool:
     return "interaction_accuracy" in b.metrics
 
 
-def scored_turns(b: BenchResult) -> list[dict[str, Any]]:
-    """The rows in question match's n (turns whose gold executes, with a verdict)."""
-    return [r for r in b.rows if "interaction" in r and r.get("error_type") != "gold_error"
-            and r.get("correct") is not None]
-
-
 def interaction_outcomes(b: BenchResult) -> dict[str, bool]:
-    """interaction -> every scored turn right (the benchmark's interaction match, per item)."""
-    by: dict[str, list[bool]] = {}
-    for r in scored_turns(b):
-        by.setdefault(str(r["interaction"]), []).append(bool(r["correct"]))
-    return {k: all(v) for k, v in by.items()}
-
-
-def position(turn: int) -> str:
-    return str(turn) if turn < 4 else "4+"
+    """interaction -> right, by the benchmark's own rule (the per-item form of its interaction match)."""
+    return {str(k): v for k, v in interaction_verdicts(b.rows).items()}
 
 
 def turn_outcomes(b: BenchResult) -> dict[str, dict[str, bool]]:
-    """turn position -> {row id: correct}."""
+    """turn position (the benchmark's buckets) -> {row id: correct}, over the turns in question match's n."""
+    outcomes = b.outcomes()
     out: dict[str, dict[str, bool]] = {}
-    for r in scored_turns(b):
-        out.setdefault(position(int(r["turn"])), {})[str(r["id"])] = bool(r["correct"])
+    for r in b.rows:
+        if (i := str(r["id"])) in outcomes:
+            out.setdefault(turn_group(int(r["turn"])), {})[i] = outcomes[i]
     return out
 
 
@@ -70,7 +59,7 @@ def benchmark_entry(study: Study, folder: str, alpha: float) -> dict[str, Any]:
         ref = None if bkey is None or m.key == bkey else bkey
         entry["interaction"][m.key] = score(inter[m.key], inter[ref] if ref else None, alpha)
         entry["by_turn"][m.key] = {p: score(o, turns[ref].get(p) if ref else None, alpha)
-                                   for p in POSITIONS if (o := turns[m.key].get(p))}
+                                   for p in TURN_GROUPS if (o := turns[m.key].get(p))}
     runs = [m.key for m in have if m.kind == "run"]
     for a, b in combinations(runs, 2):
         if (t := paired_test(inter[a], inter[b], alpha)) is not None:
@@ -108,15 +97,11 @@ def interaction_table(summary: dict[str, Any]) -> Table | None:
 
 
 def interaction_pairwise_table(summary: dict[str, Any]) -> Table | None:
-    rows = [[name(summary, f), f"{t['a']} vs {t['b']}", str(t["n_paired"]), pts(t["diff_points"]),
-             fmt_ci(t["diff_ci95"], scale=1.0), f"{t['a_only']} / {t['b_only']}", pval(t["p_value"]),
-             f"{t['b']} {compare_words(t)}"]
+    rows = [[name(summary, f), f"{t['a']} vs {t['b']}", *pair_cells(t)]
             for f, e in (summary.get("multiturn") or {}).items() for t in e["pairwise"]]
     if not rows:
         return None
-    return Table("Interaction match, run against run", ["Benchmark", "Comparison (A vs B)", "n paired",
-                                                        "Δ (B − A, pts)", "95% CI of Δ", "only A right / only B right",
-                                                        "McNemar p", "Reading"], rows)
+    return Table("Interaction match, run against run", ["Benchmark", "Comparison (A vs B)", *PAIR_COLUMNS], rows)
 
 
 def turn_table(summary: dict[str, Any]) -> Table | None:
@@ -124,7 +109,7 @@ def turn_table(summary: dict[str, Any]) -> Table | None:
     for f, e in (summary.get("multiturn") or {}).items():
         for key, per in e["by_turn"].items():
             cells = []
-            for p in POSITIONS:
+            for p in TURN_GROUPS:
                 s = per.get(p)
                 t = s["vs_baseline"] if s else None
                 test = f"; {pts(s['delta_points'])} pts, p={pval(t['p_value'])}" if t else ""
@@ -132,6 +117,6 @@ def turn_table(summary: dict[str, Any]) -> Table | None:
             rows.append([name(summary, f), key, *cells])
     if not rows:
         return None
-    return Table("Question match by turn position", ["Benchmark", "Model", *(f"turn {p}" for p in POSITIONS)], rows,
+    return Table("Question match by turn position", ["Benchmark", "Model", *(f"turn {p}" for p in TURN_GROUPS)], rows,
                  note="Turn 1 is a stand-alone question (Spider's prompt); later turns need the conversation. Each "
                       "cell: accuracy, 95% CI, n, and Δ vs the baseline on the same turns (exact McNemar p).")

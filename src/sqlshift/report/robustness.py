@@ -24,6 +24,7 @@ from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, DASH, 
                                    pct, pts, pval)
 
 Pair = tuple[dict[str, bool], dict[str, bool]]  # (dev verdicts, variant verdicts), both keyed by dev item id
+Variant = tuple[str, str, dict[str, Pair]]  # (dev folder, variant folder, model key -> its Pair)
 
 
 def method(reference: str) -> str:
@@ -116,7 +117,8 @@ def drop_difference(pair: Pair, ref_pair: Pair, alpha: float) -> dict[str, Any] 
 
 
 def versus_baseline(pair: Pair, base_pair: Pair, alpha: float) -> dict[str, Any] | None:
-    """:func:`drop_difference` against the baseline (summary.json names the reference's drop ``baseline_drop_points``)."""
+    """:func:`drop_difference` against the baseline (summary.json calls the reference's drop
+    ``baseline_drop_points``)."""
     out = drop_difference(pair, base_pair, alpha)
     if out is not None:
         out["baseline_drop_points"] = out.pop("reference_drop_points")
@@ -136,36 +138,36 @@ def entry(pair: Pair, base_pair: Pair | None, dev_f: str, alpha: float) -> dict[
             "vs_baseline": versus_baseline(pair, base_pair, alpha) if base_pair is not None else None}
 
 
-def variant_pairs(study: Study) -> list[tuple[str, dict[str, Pair]]]:
-    """[(variant folder, model key -> its paired dev and variant verdicts)] for every paired variant split."""
+def variant_pairs(study: Study) -> list[Variant]:
+    """Every paired variant split: (dev folder, variant folder, model key -> its paired verdicts). Computed once
+    per report; the summary and the run-against-run tests both read it."""
     dev_f, variants = folders(study)
     if dev_f is None:
         return []
     root = data_root(study)
-    return [(var_f, {m.key: p for m in study.models if (p := paired_outcomes(m, dev_f, var_f, split, root))})
+    return [(dev_f, var_f, {m.key: p for m in study.models if (p := paired_outcomes(m, dev_f, var_f, split, root))})
             for var_f, split in variants]
 
 
-def robustness_summary(study: Study, alpha: float = ALPHA) -> dict[str, dict[str, Any]]:
+def robustness_summary(study: Study, variants: list[Variant], alpha: float = ALPHA) -> dict[str, dict[str, Any]]:
     """summary.json's ``robustness``: model -> variant folder -> :func:`entry` (empty without variants)."""
-    dev_f, _ = folders(study)
     base_key = study.baseline.key if study.baseline is not None else None
     out: dict[str, dict[str, Any]] = {}
-    for var_f, pairs in variant_pairs(study):
+    for dev_f, var_f, pairs in variants:
         base_pair = pairs.get(base_key) if base_key is not None else None
         for key, pair in pairs.items():
-            e = entry(pair, base_pair if key != base_key else None, str(dev_f), alpha)
+            e = entry(pair, base_pair if key != base_key else None, dev_f, alpha)
             if e is not None:
                 out.setdefault(key, {})[var_f] = e
     return out
 
 
-def robustness_pairwise(study: Study, alpha: float = ALPHA) -> list[dict[str, Any]]:
+def robustness_pairwise(study: Study, variants: list[Variant], alpha: float = ALPHA) -> list[dict[str, Any]]:
     """summary.json's ``robustness_pairwise``: for every two final runs A, B and each variant, B's drop − A's drop
     on the items both have paired (is one fine-tune more brittle than another, not only than the baseline?)."""
     runs = [m.key for m in study.models if m.kind == "run"]
     out = []
-    for var_f, pairs in variant_pairs(study):
+    for _, var_f, pairs in variants:
         for a, b in combinations([k for k in runs if k in pairs], 2):
             if (d := drop_difference(pairs[b], pairs[a], alpha)) is not None:
                 out.append({"a": a, "b": b, "variant": var_f, **d})

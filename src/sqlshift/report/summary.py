@@ -12,7 +12,7 @@ from sqlshift.report.decoding import decoding_entry
 from sqlshift.report.frontier import tradeoff
 from sqlshift.report.load import BenchResult, Model, Study, diverged_runs
 from sqlshift.report.multiturn import multiturn_summary
-from sqlshift.report.robustness import robustness_pairwise, robustness_summary
+from sqlshift.report.robustness import robustness_pairwise, robustness_summary, variant_pairs
 from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, SCORER_FAILURE_P, composite_delta,
                                    paired_diffs, paired_test, spread)
 from sqlshift.report.words import CI_METHOD, one_answer
@@ -133,9 +133,10 @@ def build_summary(study: Study, alpha: float = ALPHA) -> dict[str, Any]:
         "benchmarks": benchmarks,
         "models": {m.key: model_entry(m, study, alpha) for m in study.models}}
     summary["pairwise"] = pairwise_tests(study, alpha)
-    if robust := robustness_summary(study, alpha):  # absent without variant splits: summary.json as before
+    variants = variant_pairs(study)
+    if robust := robustness_summary(study, variants, alpha):  # absent without variant splits: as before
         summary["robustness"] = robust
-        summary["robustness_pairwise"] = robustness_pairwise(study, alpha)
+        summary["robustness_pairwise"] = robustness_pairwise(study, variants, alpha)
     if multi := multiturn_summary(study, alpha):  # absent without SParC / CoSQL results
         summary["multiturn"] = multi
     summary["noise"] = noise_band(study, summary["models"])

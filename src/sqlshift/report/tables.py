@@ -121,16 +121,22 @@ def composite_table(summary: dict[str, Any]) -> Table | None:
                       "(each benchmark's items resampled separately).")
 
 
+PAIR_COLUMNS = ["n paired", "Δ (B − A, pts)", "95% CI of Δ", "only A right / only B right", "McNemar p", "Reading"]
+
+
+def pair_cells(t: dict[str, Any]) -> list[str]:
+    """The cells of one run-against-run test (``a``, ``b`` and :func:`paired_test`'s fields), as PAIR_COLUMNS."""
+    return [str(t["n_paired"]), pts(t["diff_points"]), fmt_ci(t["diff_ci95"], scale=1.0),
+            f"{t['a_only']} / {t['b_only']}", pval(t["p_value"]), f"{t['b']} {compare_words(t)}"]
+
+
 def pairwise_table(summary: dict[str, Any]) -> Table | None:
     """Every two final runs, per benchmark, paired by item id."""
-    rows = [[f"{t['a']} vs {t['b']}", label(summary, f), str(t["n_paired"]), pts(t["diff_points"]),
-             fmt_ci(t["diff_ci95"], scale=1.0), f"{t['a_only']} / {t['b_only']}", pval(t["p_value"]),
-             f"{t['b']} {compare_words(t)}"]
+    rows = [[f"{t['a']} vs {t['b']}", label(summary, f), *pair_cells(t)]
             for f, tests in summary["pairwise"].items() for t in tests]
     if not rows:
         return None
-    return Table("Run against run", ["Comparison (A vs B)", "Benchmark", "n paired", "Δ (B − A, pts)",
-                                     "95% CI of Δ", "only A right / only B right", "McNemar p", "Reading"], rows)
+    return Table("Run against run", ["Comparison (A vs B)", "Benchmark", *PAIR_COLUMNS], rows)
 
 
 def robustness_table(summary: dict[str, Any]) -> Table | None:
