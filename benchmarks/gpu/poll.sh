@@ -5,9 +5,10 @@
 # time ends before the study does. Stops early once chain.log says the chain is done.
 #   bash benchmarks/gpu/poll.sh NAME [SLEEP_S] [ROUNDS]     e.g. bash benchmarks/gpu/poll.sh qwen15-transfer 40 6
 # The pack leaves out checkpoints, optimizer/RNG states and adapters over 12 MiB (r = 8 adapters of the 1.5B model
-# are 8.7 MB, fp32 as PEFT keeps them: they come back, so a later session can reuse them; r = 64 + MLP is 295 MB) and is split into 15 MiB pieces (a file over
-# 16 MiB does not come back). Successive rounds write sets $NAME.a.* and $NAME.b.* in turn, each finished by its
-# .done file, and delete the older set only then: a call cut off mid-write still returns the last complete set.
+# are 8.7 MB, fp32 as PEFT keeps them: they come back, so a later session can reuse them; r = 64 + MLP is 295 MB)
+# and is split into 15 MiB pieces (a file over 16 MiB does not come back). Successive rounds write sets $NAME.a.*
+# and $NAME.b.* in turn, each finished by its .done file, and delete the older set only then: a call cut off
+# mid-write still returns the last complete set.
 # Here: cat FILES_AT/NAME.X.part-* > run.tar.gz for the set X that has a .done file, tar -xzf, sqlshift report DIR.
 # Also copied each round: $RES/chain.log and $RES/*bases.tar.gz (benchmarks/gpu/qlora_bases.sh).
 set -uo pipefail
