@@ -157,6 +157,19 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory written by 
         typer.echo(f"{name}: {p}")
 
 
+@app.command()
+@friendly
+def compare(studies: list[Path] = typer.Argument(..., help="run directories (or their summary.json files)"),
+            out: Optional[Path] = out_option("folder to write compare.md, compare.html and compare.png into"),
+            label: Optional[list[str]] = typer.Option(None, help="a study's name on the plot, once per study in "
+                                                                 "order (default: its model)")) -> None:
+    """Put several studies on one trade-off plot and in one table (e.g. the same study at two model sizes)."""
+    from sqlshift.report.compare import build_compare
+
+    for name, p in build_compare(studies, out_folder(need(out)), label or None).items():
+        typer.echo(f"{name}: {p}")
+
+
 @app.command("eval-sql")
 @friendly
 def eval_sql(spider_dir: Path = typer.Option(..., help="Spider folder (dev.json, tables.json, database/)"),
