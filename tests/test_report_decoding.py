@@ -86,6 +86,35 @@ def test_the_table_shows_greedy_and_voted_side_by_side(run: Path) -> None:
     assert pval(2 * 0.5**6) in md and "voted higher (p=0.0312)" in md
 
 
+@pytest.mark.parametrize("key", list(PLAN))
+def test_any_candidate_right_is_the_ceiling_beside_the_vote(run: Path, key: str) -> None:
+    """The script's samples: gold twice (gained), wrong twice (lost), gold and broken (tied, and every unscripted
+    question), nothing that runs (the last question): every question but the last has a right candidate."""
+    gained, lost, _ = PLAN[key]
+    n = len(read_jsonl(run / "models" / key / VOTED / "results.jsonl"))
+    d = load_summary(run)["models"][key]["benchmarks"][VOTED]["decoding"]
+    c = d["any_candidate"]
+    assert (c["n_correct"], c["n"]) == (n - 1, n)
+    assert c["mean_sample_accuracy"] == pytest.approx((n - 1 + gained - lost) / (2 * n))
+    metrics = json.loads((run / "models" / key / VOTED / "metrics.json").read_text())
+    assert metrics["vote"]["any_candidate"] == c
+    cells = f"| {pct((n - 1) / n)} {fmt_ci(wilson_ci(n - 1, n))} | {100 * c['mean_sample_accuracy']:.1f}% |"
+    assert cells in (run / "report.md").read_text()
+
+
+def test_rows_written_before_samples_were_judged_show_no_ceiling(run: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(run, tmp_path / "run")
+    path = copy / "models" / "run1" / VOTED / "results.jsonl"
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "samples_correct"}) + "\n"
+                            for r in read_jsonl(path)))
+    build_report(copy)
+    d = load_summary(copy)["models"]["run1"]["benchmarks"][VOTED]["decoding"]
+    assert d["any_candidate"] is None and d["vs_greedy"] == load_summary(run)["models"]["run1"]["benchmarks"][
+        VOTED]["decoding"]["vs_greedy"]
+    assert any(line.startswith("| run1 |") and "| — | — |" in line for line in (copy / "report.md").read_text()
+               .splitlines() if "voted" in line)
+
+
 def test_only_voted_benchmarks_get_a_decoding_block(run: Path) -> None:
     for m in load_summary(run)["models"].values():
         assert "decoding" not in m["benchmarks"]["spider-dev"] and "decoding" in m["benchmarks"][VOTED]

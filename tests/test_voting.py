@@ -147,12 +147,20 @@ def test_the_benchmark_scores_the_vote_and_keeps_greedy_paired(demo: Path, tmp_p
     assert (none["vote"]["rule"], none["vote"]["failed"]) == ("no_result", 3)
     assert none["pred_sql"] == "SELECT bogus FROM author"
     assert none["samples"] == ["", "SELEC"] and set(none["seconds"]) == {"greedy", "sample", "vote"}
+    # every sample judged after the vote: the ceiling of any rule that picks among the candidates
+    assert (gained["samples_correct"], lost["samples_correct"], none["samples_correct"]) == (
+        [True, True], [False, False], [False, False])
+    assert all(r["samples_correct"] == [True, False] for q, r in rows.items() if q not in (GREEDY_WRONG, TIE, LOST,
+                                                                                             NONE_RUNS))
     n = len(rows)
     assert metrics["greedy"]["n_correct"] == n - 2 and metrics["n_correct"] == n - 2  # one gained, one lost
     assert metrics["accuracy"] == metrics["execution_accuracy"] and metrics["greedy_accuracy"] == (n - 2) / n
     assert metrics["vote"]["paired"] == {"voted_only": 1, "greedy_only": 1, "p_value": 1.0}
     assert metrics["vote"]["n_changed"] == 2 and metrics["vote"]["rules"]["no_result"] == 1
     assert metrics["decoding"]["samples"] == 2 and set(metrics["seconds"]) == {"greedy", "sample", "vote"}
+    ceiling = metrics["vote"]["any_candidate"]
+    assert ceiling["n_correct"] == n - 1 and ceiling["n"] == n  # only NONE_RUNS has no right candidate
+    assert ceiling["mean_sample_accuracy"] == sum(sum(r["samples_correct"]) for r in rows.values()) / (2 * n)
     pred = {p["index"]: p for p in read_jsonl(tmp_path / "predictions.jsonl")}[gained["index"]]
     assert pred["sql"] == gained["pred_sql"] and pred["greedy_sql"] == gained["greedy_sql"] and pred["vote"]
 

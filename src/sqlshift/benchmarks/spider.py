@@ -191,7 +191,7 @@ class SpiderBenchmark(Benchmark):
     def voted_rows(self, lm: LM, chunk: Sequence[Any], requests: Sequence[GenerateRequest],
                    recs: Sequence[dict[str, Any]], greedy_s: float) -> list[dict[str, Any]]:
         """Rows scoring the voted SQL, each with the greedy SQL's verdict, the samples and the vote beside it."""
-        from sqlshift.benchmarks.voting import judge_both, paired_fields, sample_and_vote
+        from sqlshift.benchmarks.voting import judge_candidates, paired_fields, sample_and_vote
 
         s, split = self.settings, self.split_data()
         dbs = [str(split.db_path(e.db_id)) for e in chunk]
@@ -199,10 +199,13 @@ class SpiderBenchmark(Benchmark):
         cand = sample_and_vote(lm, requests, dbs, greedy, s.decoding, self._sandbox, s.ex_mode, s.batch_size,
                                split.name)
         voted = [cand.voted(i, g) for i, g in enumerate(greedy)]
-        greedy_v, voted_v = judge_both(dbs, [e.query for e in chunk], greedy, voted, self._sandbox, s.ex_mode)
+        judged = judge_candidates(dbs, [e.query for e in chunk], [[g, *c] for g, c in zip(greedy, cand.samples)],
+                                  self._sandbox, s.ex_mode)
         share = {k: v / len(chunk) for k, v in {"greedy": greedy_s, **cand.seconds}.items()}
-        return [ex_row(e, r | {"sql": v}, vv) | paired_fields(r["sql"], gv, cand.samples[i], cand.votes[i], share)
-                for i, (e, r, v, gv, vv) in enumerate(zip(chunk, recs, voted, greedy_v, voted_v))]
+        return [ex_row(e, r | {"sql": voted[i]}, v[voted[i]])
+                | paired_fields(r["sql"], v[r["sql"]], cand.samples[i], cand.votes[i], share,
+                                [v[c].correct for c in cand.samples[i]])
+                for i, (e, r, v) in enumerate(zip(chunk, recs, judged))]
 
     def counted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Gold SQL that fails on its own database judges nothing: those rows are listed, not counted."""

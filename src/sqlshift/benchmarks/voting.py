@@ -65,27 +65,42 @@ def sample_and_vote(lm: LM, requests: Sequence[GenerateRequest], dbs: Sequence[s
     return Candidates(samples, votes, {"sample": t1 - t0, "vote": time.monotonic() - t1})
 
 
-def judge_both(dbs: Sequence[str], golds: Sequence[str], greedy: Sequence[str], voted: Sequence[str], sandbox: Any,
-               mode: str) -> tuple[list[Any], list[Any]]:
-    """EX verdicts of the greedy and the voted SQL (a voted SQL equal to the greedy one is judged once)."""
+def judge_candidates(dbs: Sequence[str], golds: Sequence[str], candidates: Sequence[Sequence[str]], sandbox: Any,
+                     mode: str) -> list[dict[str, Any]]:
+    """EX verdict of every distinct candidate SQL per question (greedy and samples), after the vote: the voted
+    SQL's verdict is its score, the greedy one's the pair, and the samples' say whether any candidate was right
+    (the ceiling of any rule that picks among them). The vote itself never sees these verdicts."""
     from sqlshift.sql.execution import Pair, judge_pairs
 
-    n = len(greedy)
-    extra = [i for i in range(n) if voted[i] != greedy[i]]
-    pairs = [Pair(dbs[i], greedy[i], golds[i]) for i in range(n)] + [Pair(dbs[i], voted[i], golds[i]) for i in extra]
-    verdicts = judge_pairs(pairs, sandbox, mode=mode)
-    greedy_v, voted_v = verdicts[:n], list(verdicts[:n])
-    for k, i in enumerate(extra):
-        voted_v[i] = verdicts[n + k]
-    return greedy_v, voted_v
+    keys = [(i, sql) for i, cands in enumerate(candidates) for sql in dict.fromkeys(cands)]
+    verdicts = judge_pairs([Pair(dbs[i], sql, golds[i]) for i, sql in keys], sandbox, mode=mode)
+    out: list[dict[str, Any]] = [{} for _ in candidates]
+    for (i, sql), v in zip(keys, verdicts):
+        out[i][sql] = v
+    return out
 
 
-def paired_fields(greedy_sql: str, greedy_verdict: Any, samples: list[str], vote: Any,
-                  seconds: dict[str, float]) -> dict[str, Any]:
-    """The row's greedy answer and verdict, the samples, the vote and this question's share of the seconds."""
+def paired_fields(greedy_sql: str, greedy_verdict: Any, samples: list[str], vote: Any, seconds: dict[str, float],
+                  samples_correct: list[bool]) -> dict[str, Any]:
+    """The row's greedy answer and verdict, the samples and theirs, the vote and this question's share of the
+    seconds."""
     return {"greedy_sql": greedy_sql, "greedy_correct": greedy_verdict.correct,
             "greedy_error_type": greedy_verdict.error_type, "greedy_error": greedy_verdict.error,
-            "samples": samples, "vote": vote.record(), "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+            "samples": samples, "samples_correct": samples_correct, "vote": vote.record(),
+            "seconds": {k: round(v, 4) for k, v in seconds.items()}}
+
+
+def ceiling(scored: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """How often any candidate (greedy or a sample) was right, and the mean EX of one sample alone; None for rows
+    written before samples were judged."""
+    from sqlshift.stats import accuracy_summary
+
+    rows = [r for r in scored if isinstance(r.get("samples_correct"), list)]
+    if not rows or len(rows) < len(scored):
+        return None
+    per_sample = [c for r in rows for c in r["samples_correct"]]
+    return {**accuracy_summary([bool(r["greedy_correct"]) or any(r["samples_correct"]) for r in rows]),
+            "mean_sample_accuracy": sum(per_sample) / len(per_sample) if per_sample else None}
 
 
 def vote_summary(rows: Sequence[dict[str, Any]], scored: Sequence[dict[str, Any]],
@@ -107,5 +122,6 @@ def vote_summary(rows: Sequence[dict[str, Any]], scored: Sequence[dict[str, Any]
                      "n_changed": sum(r["pred_sql"] != r["greedy_sql"] for r in rows),
                      "rules": dict(Counter(v["rule"] for v in votes)),
                      "mean_failed": sum(v["failed"] for v in votes) / len(votes) if votes else None,
-                     "mean_distinct_results": sum(len(v["counts"]) for v in votes) / len(votes) if votes else None},
+                     "mean_distinct_results": sum(len(v["counts"]) for v in votes) / len(votes) if votes else None,
+                     "any_candidate": ceiling(scored)},
             "seconds": {k: round(v, 2) for k, v in seconds.items()}}
