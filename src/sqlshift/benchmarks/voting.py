@@ -95,11 +95,10 @@ def ceiling(scored: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     written before samples were judged."""
     from sqlshift.stats import accuracy_summary
 
-    rows = [r for r in scored if isinstance(r.get("samples_correct"), list)]
-    if not rows or len(rows) < len(scored):
+    if not scored or not all(isinstance(r.get("samples_correct"), list) for r in scored):
         return None
-    per_sample = [c for r in rows for c in r["samples_correct"]]
-    return {**accuracy_summary([bool(r["greedy_correct"]) or any(r["samples_correct"]) for r in rows]),
+    per_sample = [c for r in scored for c in r["samples_correct"]]
+    return {**accuracy_summary([bool(r["greedy_correct"]) or any(r["samples_correct"]) for r in scored]),
             "mean_sample_accuracy": sum(per_sample) / len(per_sample) if per_sample else None}
 
 

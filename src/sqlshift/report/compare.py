@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlshift.errors import ConfigError
-from sqlshift.report.frontier import axis_labels
+from sqlshift.report.frontier import axis_labels, find_baseline_point
 from sqlshift.report.load import load_config, read_json
 from sqlshift.report.plots import err, new_figure, save
 from sqlshift.report.render import Section, Table, render_html, render_md
@@ -43,7 +43,7 @@ def summary_path(path: Path) -> Path:
     return found
 
 
-def default_label(found: Path, summary: dict[str, Any]) -> str:
+def default_label(found: Path) -> str:
     """The study's model, from the run directory's config.yaml when there is one, else the file's name."""
     if found.name == "summary.json" and (found.parent / "config.yaml").is_file():
         model = load_config(found.parent).get("model")
@@ -62,7 +62,7 @@ def load_compared(paths: list[Path], labels: list[str] | None = None) -> list[Co
         summary = read_json(found, dict)
         if not summary.get("tradeoff", {}).get("points"):
             raise ConfigError(f"{found} has no trade-off points", "rebuild it with 'sqlshift report DIR'")
-        out.append(Compared(labels[i] if labels else default_label(found, summary), found, summary))
+        out.append(Compared(labels[i] if labels else default_label(found), found, summary))
     check_axes(out)
     return out
 
@@ -85,15 +85,21 @@ def final_points(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in summary["tradeoff"]["points"] if p["kind"] in ("baseline", "run")]
 
 
+def gen_scale(summary: dict[str, Any]) -> float:
+    """Generality in points: a composite is already a Δ in points, a single benchmark an accuracy in [0, 1]."""
+    return 1.0 if summary.get("composite") else 100.0
+
+
 def compare_rows(studies: list[Compared]) -> list[list[str]]:
     """Per study and point: specialty with CI, its gain over the study's baseline, generality with CI."""
     rows = []
     for s in studies:
-        base = next((p for p in final_points(s.summary) if p["key"] == s.summary["baseline"]), None)
-        for p in final_points(s.summary):
+        pts, scale = final_points(s.summary), gen_scale(s.summary)
+        base = find_baseline_point(pts, s.summary["baseline"])
+        for p in pts:
             gain = "" if base is None or p is base else f"{100 * (p['spec'] - base['spec']):+.1f}"
-            gen = f"{p['gen']:+.1f}" if s.summary.get("composite") else f"{100 * p['gen']:.1f}"
-            gen_ci = fmt_ci(p["gen_ci"], 1.0 if s.summary.get("composite") else 100.0) if p["gen_ci"] else ""
+            gen = f"{p['gen']:+.1f}" if scale == 1.0 else f"{100 * p['gen']:.1f}"
+            gen_ci = fmt_ci(p["gen_ci"], scale) if p["gen_ci"] else ""
             rows.append([s.label, p["key"], f"{100 * p['spec']:.1f}", fmt_ci(p["spec_ci"]), gain, gen, gen_ci])
     return rows
 
@@ -102,12 +108,11 @@ def compare_figure(studies: list[Compared]) -> Any:
     """One colour per study; its baseline a star, its runs dots, each joined to its baseline by a thin line."""
     fig = new_figure()
     ax = fig.add_subplot()
-    composite = bool(studies[0].summary.get("composite"))
-    scale = 1.0 if composite else 100.0
+    composite, scale = bool(studies[0].summary.get("composite")), gen_scale(studies[0].summary)
     for i, s in enumerate(studies):
         colour = COLOURS[i % len(COLOURS)]
         pts = final_points(s.summary)
-        base = next((p for p in pts if p["key"] == s.summary["baseline"]), None)
+        base = find_baseline_point(pts, s.summary["baseline"])
         for p in pts:
             x, y = scale * p["gen"], 100 * p["spec"]
             xci = [scale * c for c in p["gen_ci"]] if p["gen_ci"] else None

@@ -145,10 +145,11 @@ def decoding_table(summary: dict[str, Any]) -> Table | None:
         return None
     cols = ["Model", "Benchmark", "n", "Greedy EX [95% CI]", "Voted EX [95% CI]", "Δ voted − greedy (pts)",
             "95% CI of Δ", "only voted right / only greedy right", "McNemar p", "Reading",
-            "any candidate right [95% CI]", "one sample (mean EX)", "distinct results (mean)", "failed candidates (mean)", "seconds: greedy / sample / vote"]
+            "any candidate right [95% CI]", "one sample (mean EX)", "distinct results (mean)",
+            "failed candidates (mean)", "seconds: greedy / sample / vote"]
     return Table("Greedy vs voted decoding", cols, rows,
                  note=f"Greedy and voted answers to the same questions, paired per question (results.jsonl). "
                       f"Δ's 95% CI is {CI_METHOD}; p is the exact McNemar test. Distinct results and failed "
-                      "candidates are per question, over greedy + samples; seconds are summed over questions. 'Any candidate "
-                      "right' is the ceiling of any rule that picks among these candidates (judged against the gold "
-                      "after the vote, which never sees it).")
+                      "candidates are per question, over greedy + samples; seconds are summed over questions. "
+                      "'Any candidate right' is the ceiling of any rule that picks among these candidates (judged "
+                      "against the gold after the vote, which never sees it).")
