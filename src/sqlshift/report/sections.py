@@ -12,6 +12,7 @@ import sqlshift.report.tables as tables
 from sqlshift.report.decoding import decoding_table
 from sqlshift.report.frontier import frontier_table, frontier_text
 from sqlshift.report.load import Study
+from sqlshift.report.same_items import same_items_table
 from sqlshift.report.render import Section, Table
 from sqlshift.report.stats import pct, pts, pval
 from sqlshift.report.words import compare_words, composite_words, generality_words, one_answer_flag, uninformative
@@ -93,6 +94,7 @@ def build_sections(study: Study, summary: dict[str, Any], plots: dict[str, Path]
         Section("Summary", headline(summary) or ["No fine-tuned model to compare with a baseline."]),
         Section("Specialty", tables=keep(*spec_tables)),
         Section("Execution-guided decoding", tables=keep(decoding_table(summary))),
+        Section("Prompt and decoding settings", tables=keep(same_items_table(summary))),
         Section("Generality", tables=keep(tables.forgetting_table(summary), tables.composite_table(summary))),
         Section("Run against run", tables=keep(tables.pairwise_table(summary))),
         Section("Trade-off", frontier_text(summary), keep(frontier_table(summary)),

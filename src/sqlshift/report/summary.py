@@ -13,6 +13,7 @@ from sqlshift.report.frontier import tradeoff
 from sqlshift.report.load import BenchResult, Model, Study, diverged_runs
 from sqlshift.report.multiturn import multiturn_summary
 from sqlshift.report.robustness import robustness_pairwise, robustness_summary, variant_pairs
+from sqlshift.report.same_items import same_items_summary
 from sqlshift.report.stats import (ALPHA, BOOTSTRAP_REPS, BOOTSTRAP_SEED, SCORER_FAILURE_P, composite_delta,
                                    paired_diffs, paired_test, spread)
 from sqlshift.report.words import CI_METHOD, one_answer
@@ -133,6 +134,8 @@ def build_summary(study: Study, alpha: float = ALPHA) -> dict[str, Any]:
         "benchmarks": benchmarks,
         "models": {m.key: model_entry(m, study, alpha) for m in study.models}}
     summary["pairwise"] = pairwise_tests(study, alpha)
+    if same := same_items_summary(study, alpha):  # absent when the specialty's questions were scored one way
+        summary["same_questions"] = same
     variants = variant_pairs(study)
     if robust := robustness_summary(study, variants, alpha):  # absent without variant splits: as before
         summary["robustness"] = robust
