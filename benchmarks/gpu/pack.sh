@@ -3,7 +3,7 @@
 # device calls carry one by one (each call carries at most 64 MiB with the working tree). Writes .carry/parts/NN/
 # (ignored by git), in the order the device should receive them:
 #   s*: the study's wheels (trl, datasets, gguf, sqlglot, pydantic, liger-kernel, bitsandbytes, lm-eval for IFEval
-#       ...) + data (Spider json + dev databases, MMLU, the suite, Spider-Syn/-Realistic/-DK, SParC, CoSQL)
+#       ...) + data (Spider json + dev and train databases, MMLU, the suite, Spider-Syn/-Realistic/-DK, SParC, CoSQL)
 #       + SmolLM2-135M-Instruct's GGUF (the smoke model)     -> benchmarks/gpu/prepare.sh
 #   v*: the vLLM 0.26.0 wheels: benchmarks/gpu/vllm-offline-wheels.txt when it exists (what offline generation
 #       imports), else all of shared/gpu/vllm-0.26.0-wheels.txt
@@ -47,12 +47,14 @@ if [ "${WITH_QWEN05:-0}" = 1 ] && [ ! -f "$DL/qwen05/qwen05.gguf" ]; then
     > "$DL/qwen05/qwen05.gguf"
   echo "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32  $DL/qwen05/qwen05.gguf" | sha256sum -c
 fi
-# Data the studies read: Spider json + the dev databases, MMLU (dev/ for k-shot, test/), and the small sets beside.
-DEV_DBS=$(python3 -c "import json,sys; print(' '.join(sorted({x['db_id'] for x in json.load(open(sys.argv[1]))})))" "$DATA/spider/dev.json")
+# Data the studies read: Spider json + the dev and train databases (train: sample rows in training prompts, 31 MB),
+# MMLU (dev/ for k-shot, test/), and the small sets beside.
+DBS=$(python3 -c "import json,sys; print(' '.join(sorted({x['db_id'] for f in sys.argv[1:] for x in json.load(open(f))})))" \
+  "$DATA/spider/dev.json" "$DATA/spider/train_spider.json")
 STAGE=$(mktemp -d)
 mkdir -p "$STAGE/data/spider/database" "$STAGE/whl"
 cp "$DATA"/spider/{dev.json,tables.json,train_spider.json,dev_gold.sql} "$STAGE/data/spider/"
-for d in $DEV_DBS; do [ -d "$DATA/spider/database/$d" ] && cp -r "$DATA/spider/database/$d" "$STAGE/data/spider/database/"; done
+for d in $DBS; do [ -d "$DATA/spider/database/$d" ] && cp -r "$DATA/spider/database/$d" "$STAGE/data/spider/database/"; done
 for d in mmlu general spider_syn spider_realistic spider_dk sparc cosql; do  # the suite, robustness, multi-turn
   [ -d "$DATA/$d" ] && cp -r "$DATA/$d" "$STAGE/data/"
 done
