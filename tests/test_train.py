@@ -136,6 +136,27 @@ def test_completion_only_masking_matches_trl(tok, tiny_model_dir: Path, spider_d
         assert list(given[i]["labels"]) == list(trainer.train_dataset[i]["labels"])
 
 
+def test_sample_rows_reach_training_prompts_as_evaluation_builds_them(tok, tiny_model_dir: Path,
+                                                                       spider_dir: Path) -> None:
+    """prompt.sample_rows in a training config: each prompt shows the database's rows, exactly as the evaluation's
+    PromptBuilder renders that question, and the SQL is still the only supervised part."""
+    from sqlshift.data.spider import load_spider
+    from sqlshift.sql.prompts import PromptBuilder
+
+    cfg = tiny_cfg(tiny_model_dir, spider_dir, prompt={"sample_rows": 2})
+    rows, summary = build_training_rows(tok, cfg)
+    plain, _ = build_training_rows(tok, tiny_cfg(tiny_model_dir, spider_dir))
+    assert summary["prompt_stats"]["n_truncated"] == 0 and len(rows) == len(plain) == 16
+    split = load_spider(spider_dir, "train")
+    builder = PromptBuilder(tok, split.tables, split.db_path, cfg.prompt)
+    at_eval = {f"spider:{e.index}": builder.build(e).text for e in split.examples}
+    for r in rows:
+        assert "example rows from singer" in r["prompt"] and "Joe Sharp" in r["prompt"]
+        assert r["prompt"] == at_eval[r["id"]]
+    assert not any("example rows" in r["prompt"] for r in plain)
+    assert check_mask_coverage(tok, rows, cfg.max_length)["min_supervised_tokens"] >= 2
+
+
 def test_mask_guard_rejects_unsupervised_example(tok) -> None:
     good = {"prompt": "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", "completion": "SELECT 1<|im_end|>"}
     bad = {"prompt": "<|im_start|>user\n" + "word " * 300 + "<|im_end|>\n<|im_start|>assistant\n",
