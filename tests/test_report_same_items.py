@@ -87,6 +87,7 @@ def test_the_table_reads_as_the_summary(run: Path) -> None:
     md = (run / "report.md").read_text()
     assert "## Prompt and decoding settings" in md and "### Same questions, other settings" in md
     s = load_summary(run)
+    assert s["benchmarks"][ROWS]["label"] == "EX (dev, 2 sample rows)"  # the setting is named where it is shown
     for key in PLAN:
         t = s["same_questions"][ROWS][key]["vs_specialty"]
         row = next(line for line in md.splitlines() if line.startswith(f"| {key} | {s['benchmarks'][ROWS]['label']}"))

@@ -97,8 +97,11 @@ class SpiderBenchmark(Benchmark):
 
     @property
     def label(self) -> str:
-        d = self.settings.decoding
-        return f"EX ({self.settings.split}" + (f", voted over greedy + {d.samples} samples)" if d.voting else ")")
+        """E.g. ``EX (dev, 3 sample rows, voted over greedy + 8 samples)``: the split and what changes the answers."""
+        d, rows = self.settings.decoding, self.settings.prompt.sample_rows
+        parts = [self.settings.split, *([f"{rows} sample rows"] if rows else []),
+                 *([f"voted over greedy + {d.samples} samples"] if d.voting else [])]
+        return f"EX ({', '.join(parts)})"
 
     def fingerprint(self) -> dict[str, Any]:
         """Greedy decoding leaves ``decoding`` out, so the cache keys of studies from before the option hold."""
