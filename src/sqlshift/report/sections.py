@@ -12,8 +12,8 @@ import sqlshift.report.tables as tables
 from sqlshift.report.decoding import decoding_table
 from sqlshift.report.frontier import frontier_table, frontier_text
 from sqlshift.report.load import Study
-from sqlshift.report.same_items import same_items_table
 from sqlshift.report.render import Section, Table
+from sqlshift.report.same_items import same_items_table
 from sqlshift.report.stats import pct, pts, pval
 from sqlshift.report.words import compare_words, composite_words, generality_words, one_answer_flag, uninformative
 
