@@ -53,7 +53,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for key, (helped, hurt) in PLAN.items():
         mdir = root / "models" / key
         mdir.mkdir(parents=True)
-        info = {"key": key, "kind": "baseline" if key == "baseline" else "run", "run": None if key == "baseline" else key}
+        run_name = None if key == "baseline" else key
+        info = {"key": key, "kind": "baseline" if run_name is None else "run", "run": run_name}
         (mdir / "model.json").write_text(json.dumps(info))
         lm = RowsAware(gold, set(qs[:helped]), set(qs[helped:helped + hurt]))
         for settings in ({}, {"name": ROWS, "prompt": {"sample_rows": 2}}):
