@@ -33,6 +33,9 @@ for round in $(seq 1 "${3:-1}"); do
   [ -f "$RUNS/$NAME.out" ] && tr '\r' '\n' < "$RUNS/$NAME.out" | grep -E '^(INFO|WARNING|ERROR) ' \
     | tail -"${LINES_SHOWN:-6}" | cut -c1-160
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader
+  # the host too: twice a machine was lost in a study's first minutes; this shows whether the host was the cause
+  echo "host: load $(cut -d' ' -f1-3 /proc/loadavg), $(free -g | awk '/^Mem/ {print $3 " of " $2}') GiB used," \
+    "disk $(df -h /root | awk 'NR==2 {print $3 " of " $2}')"
   cp "$RES/chain.log" "$RES"/*bases.tar.gz "$OUT"/ 2>/dev/null
   if [ -d "$RUNS/$NAME" ]; then
     pack $([ $((round % 2)) = 1 ] && echo a || echo b)
