@@ -20,7 +20,8 @@ import yaml
 from sqlshift.benchmarks.common import below_chance_problem
 from sqlshift.study.config import load_experiment
 from sqlshift.data.demo import ensure_demo
-from sqlshift.errors import BelowChance, EmptyPredictions, ScorerFailure, SqlshiftError, TrainingDiverged
+from sqlshift.errors import (BelowChance, EmptyPredictions, ScorerFailure, SqlshiftError, TrainingDiverged,
+                             for_model, one_error)
 from sqlshift.study.runner import Runner
 from sqlshift.benchmarks.mmlu_prompts import below_chance_subjects
 from sqlshift.stats import below_chance_p
@@ -38,7 +39,7 @@ def test_seed_studys_mmlu_score_is_flagged_as_scorer_failure() -> None:
 def test_chance_level_and_small_subjects_are_not_flagged() -> None:
     by_subject = {"tiny": {"n": 10, "n_correct": 0, "accuracy": 0.0}}
     metrics = {"accuracy": 0.24, "n": 150, "n_correct": 36, "chance": 0.25,
-               "below_chance_p": below_chance_p(36, 150, 0.25), "below_chance": below_chance_subjects(by_subject)}
+               "below_chance_p": below_chance_p(36, 150, 0.25), "below_chance": below_chance_subjects(by_subject, [])}
     assert below_chance_problem(metrics, "mmlu") == []
     small = {"accuracy": 0.0, "n": 20, "n_correct": 0, "chance": 0.25, "below_chance_p": below_chance_p(0, 20, 0.25)}
     assert below_chance_problem(small, "x") == []  # too few items to call it a scorer failure
@@ -58,6 +59,19 @@ def test_all_empty_predictions_are_a_problem_of_the_spider_benchmark() -> None:
     assert isinstance(p, EmptyPredictions) and "all 3 predictions are empty" in str(p) and "spider-dev" in str(p)
     assert b.problems({"n_predictions": 3, "n_empty": 2}) == []
     assert b.problems({"n_predictions": 0, "n_empty": 0}) == []
+
+
+def test_guard_failures_name_their_model_and_come_as_one_error() -> None:
+    """Three models below chance: one error that names each, the first's fix kept once at the end."""
+    found = [below_chance_problem({"accuracy": 0.0, "n": 80, "n_correct": 0, "chance": 0.25,
+                                   "below_chance_p": below_chance_p(0, 80, 0.25)}, "MMLU")[0] for _ in range(3)]
+    named = [for_model([e], k)[0] for e, k in zip(found, ["baseline", "run1", "r64-mlp"])]
+    assert all(type(e) is BelowChance for e in named)
+    err = one_error(named)
+    text = str(err)
+    assert isinstance(err, BelowChance) and text.startswith("baseline: MMLU") and "and 2 more" in text
+    assert "\n  - run1: MMLU" in text and "\n  - r64-mlp: MMLU" in text and text.count("(fix: ") == 1
+    assert one_error(named[:1]) is named[0]
 
 
 # ---------------------------------------------------------------- through the runner
@@ -83,7 +97,9 @@ def misaligned_answer_key(tmp: Path, run_dir: Path) -> Path:
 
 
 def guard_config(model_dir: Path, mmlu_data: str = "demo", spider: bool = False, **extra: Any) -> dict[str, Any]:
-    benches: list[dict[str, Any]] = [{"benchmark": "mmlu", "subjects": "all", "data_dir": mmlu_data}]
+    """Cloze scoring: in letter mode the tiny model always answers "D", and a one-letter model scores its habit
+    against any key (the guard rightly sees no scorer failure in that); in cloze its answers vary."""
+    benches: list[dict[str, Any]] = [{"benchmark": "mmlu", "subjects": "all", "data_dir": mmlu_data, "mode": "cloze"}]
     if spider:  # one token per question: a random tiny model writes blank SQL
         benches.insert(0, {"benchmark": "spider", "split": "dev", "sample": 4, "batch_size": 4, "max_new_tokens": 1})
     return {"name": "guard", "model": str(model_dir), "data_dir": "demo", "benchmarks": benches, "runs": [], **extra}
@@ -110,6 +126,7 @@ def test_runner_fails_loudly_on_below_chance_mmlu(broken_key: Path, tiny_model_d
     with pytest.raises(BelowChance, match="below chance") as e:
         Runner(cfg, tmp_path / "second").run()
     assert "mmlu" in str(e.value) and "allow-below-chance" in str(e.value)
+    assert str(e.value).startswith("baseline: "), "a study scores many models: the failure names its model"
     assert (tmp_path / "second" / "report.md").is_file(), "results and report are written before the guard fails"
     metrics = json.loads((tmp_path / "second" / "models" / "baseline" / "mmlu" / "metrics.json").read_text())
     assert metrics["n"] == 60 and metrics["n_correct"] == 0

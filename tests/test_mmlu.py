@@ -18,6 +18,7 @@ from sqlshift.errors import ConfigError, DataError
 from sqlshift.benchmarks.mmlu import MMLUBenchmark, MMLUSettings, question_id
 from sqlshift.lm.hf import HFLM
 from sqlshift.benchmarks.mmlu_prompts import build_context, build_metrics, check_letter_tokens
+from sqlshift.stats import below_chance_p
 
 SYNTH_SUBJECTS = ("philosophy", "high_school_computer_science", "anatomy", "sociology")
 
@@ -351,32 +352,54 @@ def test_settings_are_strict() -> None:
         MMLUSettings(benchmark="mmlu", mode="generate")
 
 
+def shifted_key_rows(subject: str, n: int, n_correct: int) -> list[dict[str, Any]]:
+    """A model that knows the answers read against a key shifted by one letter: right only on the first
+    ``n_correct`` items, and its letters follow the key's (near-uniform) shares."""
+    rows = []
+    for i in range(n):
+        gold = "ABCD"[i % 4]
+        pred = gold if i < n_correct else "ABCD"[(i + 1) % 4]
+        rows.append({"subject": subject, "category": "humanities", "index": i, "gold": gold, "pred": pred,
+                     "correct": pred == gold, "scores": [0, 0, 0, 0]})
+    return rows
+
+
 def test_below_chance_guard() -> None:
-    rows = [{"subject": "philosophy", "category": "humanities", "index": i, "gold": "A", "pred": "A" if i < 2 else "B",
-             "correct": i < 2, "scores": [0, 0, 0, 0]} for i in range(60)]
-    rows += [{"subject": "anatomy", "category": "other", "index": i, "gold": "A", "pred": "B", "correct": False,
-              "scores": [0, 0, 0, 0]} for i in range(10)]  # n < 50: not flagged per subject
+    rows = shifted_key_rows("philosophy", 60, 2) + shifted_key_rows("anatomy", 10, 0)  # n < 50: not per subject
     m = build_metrics(rows, mode="letter", k_shot=0, chat=False)
     assert [b["subject"] for b in m["below_chance"]] == ["philosophy"]
-    assert m["pred_counts"] == {"A": 2, "B": 68, "C": 0, "D": 0} and m["gold_counts"]["A"] == 70
+    assert m["by_subject"]["philosophy"]["habit_chance"] == pytest.approx(0.25, abs=0.01)
+    assert sum(m["pred_counts"].values()) == 70 and m["gold_counts"]["A"] == 18
     assert m["below_chance_p"] < 0.01
+
+
+def test_a_letter_habit_is_not_a_scorer_failure() -> None:
+    """Session 18's 0.5B model answered "B" to 89% of MMLU and scored 15% on a subject whose key is 15% "B":
+    below 25% (p < 0.01) but exactly its habit; the guard must not call that a broken scorer."""
+    golds = ["B"] * 33 + ["A", "C", "D"] * 61  # n = 216, 15% "B"
+    rows = [{"subject": "high_school_statistics", "category": "STEM", "index": i, "gold": g,
+             "pred": "B" if i % 10 else "C", "scores": [0, 0, 0, 0]} for i, g in enumerate(golds)]
+    for r in rows:
+        r["correct"] = r["pred"] == r["gold"]
+    m = build_metrics(rows, mode="letter", k_shot=0, chat=False)
+    subject = m["by_subject"]["high_school_statistics"]
+    assert subject["accuracy"] < 0.2 and below_chance_p(subject["n_correct"], 216, 0.25) < 0.01  # the old alarm
+    assert subject["habit_chance"] < 0.25 and m["below_chance"] == [] and m["below_chance_p"] > 0.01
 
 
 def test_below_chance_is_a_problem_of_the_benchmark(mmlu_dir: Path) -> None:
     """MMLUBenchmark.problems turns the below-chance test into a BelowChance (a ScorerFailure) for the runner."""
     from sqlshift.errors import BelowChance, ScorerFailure
 
-    def rows(n_correct: int, n: int = 80) -> list[dict[str, Any]]:
-        return [{"subject": "philosophy", "category": "humanities", "index": i, "gold": "A",
-                 "pred": "A" if i < n_correct else "B", "correct": i < n_correct, "scores": [0, 0, 0, 0]}
-                for i in range(n)]
+    def metrics(n_correct: int, n: int = 80) -> dict[str, Any]:
+        return build_metrics(shifted_key_rows("philosophy", n, n_correct), mode="letter", k_shot=0, chat=False)
 
     b = bench(mmlu_dir)
-    (p,) = b.problems(build_metrics(rows(2), mode="letter", k_shot=0, chat=False))
+    (p,) = b.problems(metrics(2))
     assert isinstance(p, BelowChance) and isinstance(p, ScorerFailure)
     assert "below chance" in str(p) and "mmlu" in str(p) and "allow-below-chance" in str(p)
-    assert b.problems(build_metrics(rows(20), mode="letter", k_shot=0, chat=False)) == []  # 25%: chance, fine
-    assert b.problems(build_metrics(rows(0, n=10), mode="letter", k_shot=0, chat=False)) == []  # too few to tell
+    assert b.problems(metrics(20)) == []  # 25%: chance, fine
+    assert b.problems(metrics(0, n=10)) == []  # too few to tell
 
 
 def test_chat_and_kshot_prompts(lm: HFLM, mmlu_dir: Path, tmp_path: Path) -> None:

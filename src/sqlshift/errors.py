@@ -49,6 +49,20 @@ class TrainingDiverged(SqlshiftError):
     """Loss or gradient norm became NaN/inf: the adapter is garbage and must not be evaluated as a model."""
 
 
+def for_model(errors: list[Exception], key: str) -> list[Exception]:
+    """The same guard failures, each naming the model it was found in: a study scores many models."""
+    return [type(e)(f"{key}: {e.args[0]}", e.fix) if isinstance(e, SqlshiftError) else e for e in errors]
+
+
+def one_error(errors: list[Exception]) -> Exception:
+    """The first failure with the others listed in its message, so that one run's output names all of them."""
+    first = errors[0]
+    if len(errors) == 1 or not isinstance(first, SqlshiftError):
+        return first
+    rest = "\n  - ".join(str(e.args[0]) if isinstance(e, SqlshiftError) else str(e) for e in errors[1:])
+    return type(first)(f"{first.args[0]}\n  and {len(errors) - 1} more:\n  - {rest}", first.fix)
+
+
 #: errnos that mean "this place cannot be written", with the fix to print
 _WRITE_FIXES = {
     "ENOSPC": "free some space or choose another output folder (--out)",

@@ -7,6 +7,7 @@ because the seed study's 22% vs 21% on n=100 is well inside the noise.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 from scipy import stats
@@ -53,6 +54,28 @@ def below_chance_p(k: int, n: int, chance: float) -> float:
     if n == 0:
         return 1.0
     return float(stats.binomtest(k, n, chance, alternative="less").pvalue)
+
+
+def habit_chance(preds: Sequence[object], golds: Sequence[object]) -> float | None:
+    """Expected accuracy of answers given with the model's own answer frequencies but independently of the
+    question: sum over answers of (share predicted) x (share in the key).
+
+    A near-chance model that answers "B" 89% of the time scores about the key's share of "B" on a subject, which
+    can sit far below 1/k without any scorer bug; only a score below *this* means the answers run against the
+    key (a key shifted by one, wrong letter tokens). None without items.
+    """
+    n = len(preds)
+    if not n or len(golds) != n:
+        return None
+    pred_counts = Counter(map(str, preds))
+    gold_counts = Counter(map(str, golds))
+    return sum(c * gold_counts[a] for a, c in pred_counts.items()) / (n * n)
+
+
+def guard_chance(chance: float, habit: float | None) -> float:
+    """The null of the below-chance guard: the lower of uniform chance and :func:`habit_chance`, so that a letter
+    habit never raises an alarm and a score below both does."""
+    return chance if habit is None else min(chance, habit)
 
 
 def significance_label(p: float, alpha: float = 0.05) -> str:

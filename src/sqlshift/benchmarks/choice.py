@@ -18,6 +18,7 @@ from sqlshift.benchmarks.api import Benchmark, BenchmarkSettings
 from sqlshift.lm.api import LM, LoglikelihoodRequest
 from sqlshift.benchmarks.common import accuracy_metrics, answer_habit, mean_chance
 from sqlshift.data.general import general_file, missing_problem, read_general
+from sqlshift.stats import habit_chance
 
 Metric = Literal["acc", "acc_norm"]
 OTHER_KEY: dict[str, str] = {"acc": "raw", "acc_norm": "norm"}
@@ -146,7 +147,8 @@ class ChoiceBenchmark(Benchmark):
                 own[f"ci95_{OTHER_KEY[metric]}"] = other["ci95"]
         habit = answer_habit(int(r["pred"]) for r in rows)
         own["pred_position_counts"] = {str(k): v for k, v in Counter(str(int(r["pred"])) for r in rows).items()}
-        own.update(habit, chance=mean_chance([int(r["n_choices"]) for r in rows]))
+        own.update(habit, chance=mean_chance([int(r["n_choices"]) for r in rows]),
+                   habit_chance=habit_chance([int(r["pred"]) for r in rows], [int(r["gold"]) for r in rows]))
         if self.option_texts:  # the report names answers by their text ("yes"), not by position ("B")
             own["option_labels"] = {str(i): t for i, t in enumerate(self.option_texts)}
         return own

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlshift.errors import BelowChance
 from sqlshift.jsonl import read_jsonl
-from sqlshift.stats import accuracy_summary, below_chance_p
+from sqlshift.stats import accuracy_summary, below_chance_p, guard_chance
 
 T = TypeVar("T")
 
@@ -103,11 +103,13 @@ def mean_chance(n_choices: Sequence[int]) -> float | None:
 
 
 def chance_test(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Adds ``below_chance_p`` (one-sided binomial test of accuracy against ``metrics['chance']``)."""
+    """Adds ``below_chance_p``: one-sided binomial test of accuracy against ``metrics['chance']``, or against
+    ``metrics['habit_chance']`` where that is lower (:func:`sqlshift.stats.guard_chance`)."""
     chance = metrics.get("chance")
     if chance is None or not metrics.get("n"):
         return {"below_chance_p": None}
-    return {"below_chance_p": below_chance_p(metrics["n_correct"], metrics["n"], chance)}
+    null = guard_chance(chance, metrics.get("habit_chance"))
+    return {"below_chance_p": below_chance_p(metrics["n_correct"], metrics["n"], null)}
 
 
 def below_chance_problem(metrics: dict[str, Any], label: str) -> list[Exception]:
@@ -121,7 +123,8 @@ def below_chance_problem(metrics: dict[str, Any], label: str) -> list[Exception]
     bad += [f"{b['subject']} {b['accuracy']:.1%} of n={b['n']} (p={b['p']:.1e})" for b in metrics.get("below_chance") or []]
     if not bad:
         return []
-    return [BelowChance(f"{label}: significantly below chance {metrics.get('chance', 0.25):.0%}: " + "; ".join(bad)
+    return [BelowChance(f"{label}: significantly below chance {metrics.get('chance', 0.25):.0%} (and below what the "
+                        "model's answer habit alone would score): " + "; ".join(bad)
                         + " -- a scorer failure, not forgetting" + collapse_note(metrics),
                         "fix the scorer or answer key, or pass --allow-below-chance to report it anyway")]
 

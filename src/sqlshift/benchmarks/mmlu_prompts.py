@@ -20,7 +20,7 @@ from typing import Any
 from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA, BELOW_CHANCE_MIN_N
 from sqlshift.data.mmlu import CATEGORY_NAMES, LETTERS, MMLUQuestion, question_block, subject_name
 from sqlshift.errors import ConfigError, ScorerFailure
-from sqlshift.stats import accuracy_summary, below_chance_p
+from sqlshift.stats import accuracy_summary, below_chance_p, guard_chance, habit_chance
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +122,23 @@ def group_summary(rows: Sequence[dict[str, Any]], by: str, order: Iterable[str])
     return {g: summarise(groups[g]) for g in order if g in groups}
 
 
-def below_chance_subjects(by_subject: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Subjects with n >= 50 significantly below chance (p < 0.01): a sign of a scorer bug, not of forgetting."""
+def below_chance_subjects(by_subject: dict[str, dict[str, Any]],
+                          rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Subjects with n >= 50 significantly below chance (p < 0.01): a sign of a scorer bug, not of forgetting.
+
+    Each subject is tested against the lower of 25% and its own habit chance (the model's letter shares there
+    times the key's): a 0.5B model answering "B" to 89% of MMLU scored 15% on a subject whose key is 15% "B",
+    which is its habit, not a broken scorer.
+    """
     out = []
     for s, m in by_subject.items():
-        p = below_chance_p(m["n_correct"], m["n"], CHANCE)
+        mine = [r for r in rows if r["subject"] == s]
+        m["habit_chance"] = habit_chance([r["pred"] for r in mine], [r["gold"] for r in mine])
+        p = below_chance_p(m["n_correct"], m["n"], guard_chance(CHANCE, m["habit_chance"]))
         m["below_chance_p"] = p
         if m["n"] >= BELOW_CHANCE_MIN_N and p < BELOW_CHANCE_ALPHA:
-            out.append({"subject": s, "n": m["n"], "accuracy": m["accuracy"], "p": p})
+            out.append({"subject": s, "n": m["n"], "accuracy": m["accuracy"], "habit_chance": m["habit_chance"],
+                        "p": p})
     return out
 
 
@@ -170,12 +179,15 @@ def build_metrics(rows: Sequence[dict[str, Any]], *, mode: str, k_shot: int, cha
     subjects = list(dict.fromkeys(r["subject"] for r in rows))
     overall = summarise(rows)
     by_subject = group_summary(rows, "subject", subjects)
+    habit = habit_chance([r["pred"] for r in rows], [r["gold"] for r in rows])
+    null = guard_chance(CHANCE, habit)
     m: dict[str, Any] = {"metric": "mmlu", "mode": mode, "k_shot": k_shot, "chat": chat, **overall,
-                         "chance": CHANCE, "below_chance_p": below_chance_p(overall["n_correct"], overall["n"], CHANCE),
+                         "chance": CHANCE, "habit_chance": habit,
+                         "below_chance_p": below_chance_p(overall["n_correct"], overall["n"], null),
                          "by_subject": by_subject,
                          "by_category": group_summary(rows, "category", CATEGORY_NAMES),
                          "subjects": subjects}
-    m["below_chance"] = below_chance_subjects(by_subject)
+    m["below_chance"] = below_chance_subjects(by_subject, rows)
     m.update(letter_bias(rows))
     if mode == "cloze" and rows and all("pred_sum" in r for r in rows):
         m["cloze_sum"] = accuracy_summary([r["pred_sum"] == r["gold"] for r in rows])

@@ -26,7 +26,7 @@ from sqlshift.benchmarks.api import Benchmark
 from sqlshift.study.config import (ExperimentConfig, LMSettings, RunSpec, adapter_ranks, axes, load_experiment,
                                    make_benchmarks, validate)
 from sqlshift.study.executors import make_executor
-from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged
+from sqlshift.errors import BelowChance, ConfigError, SqlshiftError, TrainingDiverged, for_model, one_error
 from sqlshift.inputs import read_input_bytes, read_json_file
 from sqlshift.isolate import run_isolated
 from sqlshift.train.recipes import LoRA, Recipe, recipe_of
@@ -236,7 +236,7 @@ class Runner:
             if not self.cache.done(f"{entry.key}/{bench.out_name}", key, [out / "metrics.json"]):
                 todo.append((bench, key, out))
             else:  # a cached failure still fails: rerunning a broken study must not pass
-                self.problems += bench.problems(read_state(out / "metrics.json"))
+                self.problems += for_model(bench.problems(read_state(out / "metrics.json")), entry.key)
         if not todo:
             log.info("%s: all evaluations cached", entry.key)
             return
@@ -246,7 +246,7 @@ class Runner:
                 fresh_dir(out, key)
                 t0 = time.time()
                 metrics = bench.evaluate(lm, out)
-                self.problems += bench.problems(metrics)
+                self.problems += for_model(bench.problems(metrics), entry.key)
                 self.measured[out.name] = time.time() - t0
                 log.info("%s/%s: %s = %.3f (n=%d), %.1f s", entry.key, out.name, getattr(bench, "label", bench.name),
                          metrics["accuracy"], metrics["n"], self.measured[out.name])
@@ -337,7 +337,7 @@ class Runner:
         if diverged:
             raise diverged[0]
         if problems:
-            raise problems[0]
+            raise one_error(problems)
 
 
 def train_in_child(tcfg: Any, out: Path, model: str, run_dir: Path) -> None:
