@@ -398,6 +398,7 @@ def test_below_chance_is_a_problem_of_the_benchmark(mmlu_dir: Path) -> None:
     (p,) = b.problems(metrics(2))
     assert isinstance(p, BelowChance) and isinstance(p, ScorerFailure)
     assert "below chance" in str(p) and "mmlu" in str(p) and "allow-below-chance" in str(p)
+    assert "philosophy 2.5% of n=80, habit chance 25.0%" in str(p)
     assert b.problems(metrics(20)) == []  # 25%: chance, fine
     assert b.problems(metrics(0, n=10)) == []  # too few to tell
 

@@ -119,14 +119,20 @@ def below_chance_problem(metrics: dict[str, Any], label: str) -> list[Exception]
     p = metrics.get("below_chance_p")
     if p is not None and not (isinstance(p, float) and math.isnan(p)) and p < BELOW_CHANCE_ALPHA \
             and metrics.get("n", 0) >= BELOW_CHANCE_MIN_N:
-        bad.append(f"{metrics['accuracy']:.1%} of n={metrics['n']} (p={p:.1e})")
-    bad += [f"{b['subject']} {b['accuracy']:.1%} of n={b['n']} (p={b['p']:.1e})" for b in metrics.get("below_chance") or []]
+        bad.append(f"{metrics['accuracy']:.1%} of n={metrics['n']}{habit_note(metrics)} (p={p:.1e})")
+    bad += [f"{b['subject']} {b['accuracy']:.1%} of n={b['n']}{habit_note(b)} (p={b['p']:.1e})"
+            for b in metrics.get("below_chance") or []]
     if not bad:
         return []
     return [BelowChance(f"{label}: significantly below chance {metrics.get('chance', 0.25):.0%} (and below what the "
                         "model's answer habit alone would score): " + "; ".join(bad)
                         + " -- a scorer failure, not forgetting" + collapse_note(metrics),
                         "fix the scorer or answer key, or pass --allow-below-chance to report it anyway")]
+
+
+def habit_note(m: dict[str, Any]) -> str:
+    """``, habit chance 24.7%`` where the metrics carry one: what the model's answer shares alone would score."""
+    return f", habit chance {m['habit_chance']:.1%}" if m.get("habit_chance") is not None else ""
 
 
 def collapse_note(metrics: dict[str, Any]) -> str:
