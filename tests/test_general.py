@@ -136,6 +136,16 @@ def test_wrong_answer_key_is_caught_below_chance(tmp_path: Path) -> None:
     assert len(problems) == 1 and isinstance(problems[0], BelowChance) and "ARC-Easy" in str(problems[0])
 
 
+def test_a_position_habit_on_a_skewed_key_is_not_a_scorer_failure(tmp_path: Path) -> None:
+    """A model that always picks the first option, on a key where the first option is right 3 times in 60, scores 5%:
+    far below 25% but exactly its habit (habit chance 5%); the guard must not call that a broken scorer."""
+    write_fixture(tmp_path, "arc_easy", 60, golds=[0, 0, 0] + [1, 2, 3] * 19)
+    b = bench("arc_easy", tmp_path)
+    m = b.evaluate(ScriptedLM(lambda c, x: 0.0), tmp_path / "out")  # ties: always option 0
+    assert m["accuracy"] == pytest.approx(0.05) and m["habit_chance"] == pytest.approx(0.05)
+    assert m["below_chance_p"] > 0.5 and b.problems(m) == []
+
+
 def test_one_answer_habit_is_recorded(tmp_path: Path) -> None:
     write_fixture(tmp_path, "piqa", 20)
     m = bench("piqa", tmp_path).evaluate(ScriptedLM(lambda c, x: 0.0), tmp_path / "out")  # ties: always option 0
