@@ -17,10 +17,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA, BELOW_CHANCE_MIN_N
+from sqlshift.benchmarks.common import BELOW_CHANCE_ALPHA, BELOW_CHANCE_MIN_N, chance_test
 from sqlshift.data.mmlu import CATEGORY_NAMES, LETTERS, MMLUQuestion, question_block, subject_name
 from sqlshift.errors import ConfigError, ScorerFailure
-from sqlshift.stats import accuracy_summary, below_chance_p, guard_chance, habit_chance
+from sqlshift.stats import accuracy_summary, habit_chance
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,14 @@ def below_chance_subjects(by_subject: dict[str, dict[str, Any]],
     times the key's): a 0.5B model answering "B" to 89% of MMLU scored 15% on a subject whose key is 15% "B",
     which is its habit, not a broken scorer.
     """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["subject"], []).append(r)
     out = []
     for s, m in by_subject.items():
-        mine = [r for r in rows if r["subject"] == s]
+        mine = groups.get(s, [])
         m["habit_chance"] = habit_chance([r["pred"] for r in mine], [r["gold"] for r in mine])
-        p = below_chance_p(m["n_correct"], m["n"], guard_chance(CHANCE, m["habit_chance"]))
+        p = chance_test({**m, "chance": CHANCE})["below_chance_p"]
         m["below_chance_p"] = p
         if m["n"] >= BELOW_CHANCE_MIN_N and p < BELOW_CHANCE_ALPHA:
             out.append({"subject": s, "n": m["n"], "accuracy": m["accuracy"], "habit_chance": m["habit_chance"],
@@ -179,14 +182,13 @@ def build_metrics(rows: Sequence[dict[str, Any]], *, mode: str, k_shot: int, cha
     subjects = list(dict.fromkeys(r["subject"] for r in rows))
     overall = summarise(rows)
     by_subject = group_summary(rows, "subject", subjects)
-    habit = habit_chance([r["pred"] for r in rows], [r["gold"] for r in rows])
-    null = guard_chance(CHANCE, habit)
     m: dict[str, Any] = {"metric": "mmlu", "mode": mode, "k_shot": k_shot, "chat": chat, **overall,
-                         "chance": CHANCE, "habit_chance": habit,
-                         "below_chance_p": below_chance_p(overall["n_correct"], overall["n"], null),
+                         "chance": CHANCE,
+                         "habit_chance": habit_chance([r["pred"] for r in rows], [r["gold"] for r in rows]),
                          "by_subject": by_subject,
                          "by_category": group_summary(rows, "category", CATEGORY_NAMES),
                          "subjects": subjects}
+    m.update(chance_test(m))
     m["below_chance"] = below_chance_subjects(by_subject, rows)
     m.update(letter_bias(rows))
     if mode == "cloze" and rows and all("pred_sum" in r for r in rows):
