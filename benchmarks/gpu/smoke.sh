@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU smoke check, for every change to model, backend, runner or training code: `sqlshift run` on
 # configs/gpu-smoke.yaml (SmolLM2-135M-Instruct, 64 Spider dev questions, 500 MMLU questions, a slice of the
-# generality suite, a 30-step LoRA run and its λ = 0.5 point) through vLLM, then the same study with lm.backend: hf; exit codes, wall times and each step's
+# generality suite, a 30-step LoRA run and its λ = 0.5 point, a 30-step full fine-tune) through vLLM, then the same study with lm.backend: hf; exit codes, wall times and each step's
 # log go to /root/res/smoke.log (prepare.sh says why not $OUT). With SQLSHIFT_IMPORT_LOG set, every Python process
 # records the top-level modules it imports (benchmarks/gpu/importspy), which benchmarks/gpu/vllm_wheels_used.py turns into the vLLM wheel list.
 # Here first:  SQLSHIFT_DATA_DIR=../shared/data bash benchmarks/gpu/pack.sh   (then carry .carry/parts/NN one per call)
@@ -34,7 +34,7 @@ run() {  # config, run dir, extra env
 # the same verdicts? (a 135M model; bf16 kernels may flip a few)
 python3 - <<'PY' | tee -a $LOG
 import json, pathlib
-for point in ("baseline", "lora", "lora-lambda0.5"):
+for point in ("baseline", "lora", "lora-lambda0.5", "full"):
     for bench in ("spider-dev", "mmlu", "hellaswag", "arc_challenge", "winogrande", "gsm8k_chat", "ifeval"):
         rows = {}
         for b in ("vllm", "hf"):
