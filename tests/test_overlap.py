@@ -108,6 +108,45 @@ def test_overlap_starts_the_engine_beside_the_trainings_without_a_baseline(tiny_
     assert sorted(m["key"] for m in json.loads((run_dir / "summary.json").read_text())["models"]) == ["fast", "slow"]
 
 
+@pytest.mark.slow  # two full fine-tunes of the tiny model in training children on 2 CPU cores
+def test_full_fine_tunes_train_one_at_a_time_each_beside_the_point_before(tiny_model_dir: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/qwen15-full-ft.yaml's schedule: ``trainings: 1`` (a full fine-tune's fp32 states leave room for one
+    beside the engine), and the second run trains while the first run's model is evaluated on its own engine. A
+    study that evaluated the full models only after every training would never get there (the deadline fails it)."""
+    engine = install_stand_in(monkeypatch)
+    run_dir = tmp_path / "run"
+    first_done = run_dir / "models" / "slow" / "mmlu" / "metrics.json"
+    real_isolated, lock = experiment.run_isolated, threading.Lock()
+    running, most = [0], [0]
+
+    def second_waits_for_the_first_point(fn: Any, *a: Any, **kw: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            deadline = time.time() + 300
+            while kw.get("name") == "train/fast" and not first_done.is_file():
+                assert time.time() < deadline, "the first full model was not evaluated while the second trained"
+                time.sleep(0.2)
+            return real_isolated(fn, *a, **kw)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(experiment, "run_isolated", second_waits_for_the_first_point)
+    config = study(tiny_model_dir, tmp_path, SHARED, overlap={"trainings": 1})
+    cfg = yaml.safe_load(config.read_text())
+    for r in cfg["runs"]:
+        r["overrides"]["lora.enabled"] = False
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    run(config, run_dir)
+    assert most[0] == 1
+    # the base for the baseline, then each full fine-tune on an engine of its own, in the study's order
+    assert engine.started == [str(tiny_model_dir), str(run_dir / "train" / "slow"), str(run_dir / "train" / "fast")]
+    assert "executor: overlap: 2 run(s) train, 1 at a time" in (run_dir / "run.log").read_text()
+
+
 def test_a_cached_study_starts_no_engine(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
     """The preload is for runs that will train: with every training cached it would load a model for nothing."""
