@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,32 +48,41 @@ def run(config: Path, run_dir: Path) -> None:
         pass
 
 
-@pytest.mark.slow  # two training children on 2 CPU cores, then the same study in-process from its cache
-def test_overlap_trains_while_the_baseline_is_evaluated(tiny_model_dir: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = install_stand_in(monkeypatch)
-    run_dir = tmp_path / "run"
-    baseline_done = run_dir / "models" / "baseline" / "mmlu" / "metrics.json"
+def trainings_wait_for(monkeypatch: pytest.MonkeyPatch, gate: Callable[[str], Path | None], why: str) -> list[int]:
+    """Hold each training (by its step name) until the file ``gate`` names exists, within a deadline; returns a
+    one-item list that ends up holding the most trainings that were running at once."""
     real_isolated, lock = experiment.run_isolated, threading.Lock()
     running, most = [0], [0]
 
-    def training_waits_for_the_baseline(fn: Any, *a: Any, **kw: Any) -> Any:
-        """Each training starts only once the baseline is evaluated: a study that evaluated only after training
-        would never get there (the deadline fails it)."""
+    def gated(fn: Any, *a: Any, **kw: Any) -> Any:
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
         try:
+            wait_for = gate(kw.get("name", ""))
             deadline = time.time() + 300
-            while not baseline_done.is_file():
-                assert time.time() < deadline, "the baseline was not evaluated while the runs waited to train"
+            while wait_for is not None and not wait_for.is_file():
+                assert time.time() < deadline, why
                 time.sleep(0.2)
             return real_isolated(fn, *a, **kw)
         finally:
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(experiment, "run_isolated", training_waits_for_the_baseline)
+    monkeypatch.setattr(experiment, "run_isolated", gated)
+    return most
+
+
+@pytest.mark.slow  # two training children on 2 CPU cores, then the same study in-process from its cache
+def test_overlap_trains_while_the_baseline_is_evaluated(tiny_model_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = install_stand_in(monkeypatch)
+    run_dir = tmp_path / "run"
+    baseline_done = run_dir / "models" / "baseline" / "mmlu" / "metrics.json"
+    # each training starts only once the baseline is evaluated: a study that evaluated only after training would
+    # never get there (the deadline fails it)
+    most = trainings_wait_for(monkeypatch, lambda name: baseline_done,
+                              "the baseline was not evaluated while the runs waited to train")
     run(study(tiny_model_dir, tmp_path, SHARED), run_dir)
     assert most[0] == 2  # overlap.trainings defaults to 2: both runs were training at once
     assert engine.started == [str(tiny_model_dir)]  # one engine for the baseline and both runs
@@ -117,24 +127,8 @@ def test_full_fine_tunes_train_one_at_a_time_each_beside_the_point_before(tiny_m
     engine = install_stand_in(monkeypatch)
     run_dir = tmp_path / "run"
     first_done = run_dir / "models" / "slow" / "mmlu" / "metrics.json"
-    real_isolated, lock = experiment.run_isolated, threading.Lock()
-    running, most = [0], [0]
-
-    def second_waits_for_the_first_point(fn: Any, *a: Any, **kw: Any) -> Any:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        try:
-            deadline = time.time() + 300
-            while kw.get("name") == "train/fast" and not first_done.is_file():
-                assert time.time() < deadline, "the first full model was not evaluated while the second trained"
-                time.sleep(0.2)
-            return real_isolated(fn, *a, **kw)
-        finally:
-            with lock:
-                running[0] -= 1
-
-    monkeypatch.setattr(experiment, "run_isolated", second_waits_for_the_first_point)
+    most = trainings_wait_for(monkeypatch, lambda name: first_done if name == "train/fast" else None,
+                              "the first full model was not evaluated while the second trained")
     config = study(tiny_model_dir, tmp_path, SHARED, overlap={"trainings": 1})
     cfg = yaml.safe_load(config.read_text())
     for r in cfg["runs"]:
