@@ -10,8 +10,8 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +28,15 @@ TRAIN = {"max_steps": 2, "save_steps": 2, "per_device_batch_size": 2, "gradient_
 SHARED = {"backend": "vllm", "kv_cache_gib": 4, "gpu_memory_utilization": 0.3}
 
 
-def study(model_dir: Path, tmp: Path, lm: dict[str, Any], **extra: Any) -> Path:
+def study(model_dir: Path, tmp: Path, lm: dict[str, Any], recipe: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """Two runs (``recipe``: training overrides of both, e.g. full fine-tuning) under ``executor: overlap``."""
+    train = {**TRAIN, **(recipe or {})}
     cfg = {"name": "overlap", "model": str(model_dir), "data_dir": "demo", "lm": lm,
            "benchmarks": [{"benchmark": "spider", "split": "dev", "sample": 4, "max_new_tokens": 8},
                           {"benchmark": "mmlu", "subjects": ["everyday_math"], "mode": "letter"}],
            "specialty": "spider-dev", "generality": "mmlu", "allow_below_chance": True,
-           "runs": [{"name": "slow", "config": "embedded-cpu", "overrides": {**TRAIN, "learning_rate": 1e-3}},
-                    {"name": "fast", "config": "embedded-cpu", "overrides": {**TRAIN, "learning_rate": 5e-2}}],
+           "runs": [{"name": "slow", "config": "embedded-cpu", "overrides": {**train, "learning_rate": 1e-3}},
+                    {"name": "fast", "config": "embedded-cpu", "overrides": {**train, "learning_rate": 5e-2}}],
            "executor": "overlap", **extra}
     path = tmp / f"study-{extra.get('executor', 'overlap')}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -129,12 +131,7 @@ def test_full_fine_tunes_train_one_at_a_time_each_beside_the_point_before(tiny_m
     first_done = run_dir / "models" / "slow" / "mmlu" / "metrics.json"
     most = trainings_wait_for(monkeypatch, lambda name: first_done if name == "train/fast" else None,
                               "the first full model was not evaluated while the second trained")
-    config = study(tiny_model_dir, tmp_path, SHARED, overlap={"trainings": 1})
-    cfg = yaml.safe_load(config.read_text())
-    for r in cfg["runs"]:
-        r["overrides"]["lora.enabled"] = False
-    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    run(config, run_dir)
+    run(study(tiny_model_dir, tmp_path, SHARED, {"lora.enabled": False}, overlap={"trainings": 1}), run_dir)
     assert most[0] == 1
     # the base for the baseline, then each full fine-tune on an engine of its own, in the study's order
     assert engine.started == [str(tiny_model_dir), str(run_dir / "train" / "slow"), str(run_dir / "train" / "fast")]
