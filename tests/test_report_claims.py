@@ -33,9 +33,25 @@ def test_one_letter_model_is_flagged_and_its_axis_called_uninformative(one_lette
     row = next(line for line in md.splitlines() if line.startswith("| MMLU | run2 |"))
     assert "answers 'A' to 100%: this axis is uninformative for this model" in row
     assert "not interpretable: this model gives one answer" in row and "no evidence of loss" not in row
-    assert "run2" not in s["tradeoff"]["frontier"] and "uninformative" in s["tradeoff"]["excluded"]["run2"]
     summary_line = next(line for line in md.splitlines() if line.startswith("run2:"))
     assert "MMLU 25.0%: answers 'A' to 100%" in summary_line
+
+
+def test_a_model_that_collapsed_where_the_baseline_did_not_stays_on_the_plane_off_the_frontier(
+        one_letter: Path) -> None:
+    """Fine-tuning that leaves a model giving one answer is forgetting: the point is drawn with its composite
+    (that benchmark at chance level), never on the frontier nor picked, and the report says why."""
+    s = load_summary(one_letter)
+    t = s["tradeoff"]
+    point = next(p for p in t["points"] if p["key"] == "run2")
+    assert point["collapsed"] == ["MMLU: answers 'A' to 100%: this axis is uninformative for this model"]
+    assert "run2" not in t["excluded"] and "run2" not in t["frontier"] and s["budget"]["pick"] != "run2"
+    assert point["gen"] == pytest.approx(s["models"]["run2"]["composite"]["delta_points"])
+    assert all(p["collapsed"] == [] for p in t["points"] if p["key"] != "run2")
+    md = (one_letter / "report.md").read_text()
+    assert "Collapsed onto one answer where the baseline does not" in md and "run2 (MMLU: answers 'A'" in md
+    row = next(line for line in md.splitlines() if line.startswith("| run2 | run |"))
+    assert "no (collapsed)" in row
 
 
 def test_a_one_letter_baseline_makes_every_comparison_uninterpretable(tmp_path: Path) -> None:

@@ -49,11 +49,27 @@ def pick_under_budget(points: list[dict[str, Any]], max_drop_points: float,
     return max(ok, key=lambda p: (p["spec"], p["gen"])) if ok else None
 
 
+def collapses(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """Generality benchmarks on which this model gives one answer and the baseline does not: a collapse that
+    fine-tuning caused. Its accuracy there says nothing about knowledge, but losing the ability to answer is
+    forgetting, so the point stays on the plane (its composite counts that benchmark at the habit's chance level);
+    it is kept off the frontier and out of the pick. When the baseline gives one answer too, the benchmark says
+    nothing about any model and the point is left out (:func:`gen_value`)."""
+    base = summary["models"].get(summary["baseline"] or "", {}).get("benchmarks", {})
+    out = []
+    for f in summary["generality"]:
+        e, b = m["benchmarks"].get(f), base.get(f)
+        if m["kind"] != "baseline" and e and e["one_answer"] and b and not b["one_answer"]:
+            out.append(f"{summary['benchmarks'].get(f, {}).get('label', f)}: {one_answer_flag(e['one_answer'])}")
+    return out
+
+
 def gen_value(m: dict[str, Any], summary: dict[str, Any]) -> tuple[float, list[float] | None] | str:
     """(generality in points, its CI) of one model, or why it has none."""
     gens = summary["generality"]
     if not gens:
         return "no generality benchmark"
+    collapsed = collapses(m, summary)
     for f in gens:
         e = m["benchmarks"].get(f)
         label = summary["benchmarks"].get(f, {}).get("label", f)
@@ -61,7 +77,7 @@ def gen_value(m: dict[str, Any], summary: dict[str, Any]) -> tuple[float, list[f
             return f"no {label}"
         if e["scorer_failure"]:
             return f"{label} scorer failure (below chance)"
-        if e["one_answer"]:
+        if e["one_answer"] and not any(c.startswith(f"{label}: ") for c in collapsed):
             return f"{label}: {one_answer_flag(e['one_answer'])}"
     if not summary["composite"]:
         e = m["benchmarks"][gens[0]]
@@ -100,12 +116,14 @@ def tradeoff(summary: dict[str, Any], max_drop: float) -> tuple[dict[str, Any], 
             excluded[key] = g
             continue
         points.append({"key": key, "kind": m["kind"], "run": m["run"], "step": m["step"], "lambda": m["lambda"],
-                       "spec": e["accuracy"], "spec_ci": e["ci95"], "gen": g[0], "gen_ci": g[1]})
+                       "spec": e["accuracy"], "spec_ci": e["ci95"], "gen": g[0], "gen_ci": g[1],
+                       "collapsed": collapses(m, summary)})
     base = find_baseline_point(points, summary["baseline"])
     for p in points:
         p["within_noise"] = within_noise(p, base, summary)
-    front = pareto_frontier(points)
-    pick = pick_under_budget(points, max_drop, summary["baseline"]) if summary["baseline"] else None
+    sound = [p for p in points if not p["collapsed"]]
+    front = pareto_frontier(sound)
+    pick = pick_under_budget(sound, max_drop, summary["baseline"]) if summary["baseline"] else None
     axis = "composite" if summary["composite"] else (summary["generality"] or [None])[0]
     return ({"specialty": spec, "generality_axis": axis, "points": points, "excluded": excluded,
              "frontier": [p["key"] for p in front]},
@@ -180,7 +198,18 @@ def frontier_text(summary: dict[str, Any]) -> list[str]:
         if p["within_noise"] and p["key"] in t["frontier"]:
             out.append(f"{p['key']}: its margin over the baseline on {' and '.join(p['within_noise'])} is within "
                        "the seed-to-seed range of training noise; a re-run could reverse it.")
-    return [*out, budget_text(summary, by_key), *excluded_text(t)]
+    return [*out, budget_text(summary, by_key), *collapsed_text(t), *excluded_text(t)]
+
+
+def collapsed_text(t: dict[str, Any]) -> list[str]:
+    """Which points collapsed onto one answer, and why they are drawn but neither on the frontier nor picked."""
+    bad = [p for p in t["points"] if p.get("collapsed")]
+    if not bad:
+        return []
+    return ["Collapsed onto one answer where the baseline does not (drawn ✕; off the frontier and out of the "
+            "pick; the generality figure counts that benchmark at the answer habit's chance level, so it is the "
+            "loss of the ability to answer, not of knowledge): "
+            + "; ".join(f"{p['key']} ({', '.join(p['collapsed'])})" for p in bad) + "."]
 
 
 def excluded_text(t: dict[str, Any]) -> list[str]:
@@ -230,7 +259,8 @@ def frontier_table(summary: dict[str, Any]) -> Table | None:
         rows.append([p["key"], p["kind"], DASH if p["step"] is None else str(p["step"]),
                      DASH if p["lambda"] is None else f"{p['lambda']:g}", pct(p["spec"]), fmt_ci(p["spec_ci"]),
                      gen_text(p, summary["composite"]), gen_ci, DASH if drop is None else f"{drop:.1f}",
-                     "yes" if on else "no", within, ", ".join(p["within_noise"]) or DASH,
+                     "yes" if on else ("no (collapsed)" if p.get("collapsed") else "no"), within,
+                     ", ".join(p["within_noise"]) or DASH,
                      "PICK" if p["key"] == pick else ""])
         classes.append("pick" if p["key"] == pick else ("frontier" if on else ""))
     return Table("Trade-off points", ["Model", "Kind", "Step", "λ", spec_l, "95% CI", gen_l, "95% CI",

@@ -62,11 +62,11 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
     draw_checkpoint_paths(ax, paths, quiet)
     noisy = False
     for i, p in enumerate(sorted((p for p in t["points"] if p["key"] not in quiet), key=lambda p: p["spec"])):
-        colour = "tab:red" if p["key"] in front else "tab:gray"
-        marker = "*" if p["key"] == summary["baseline"] else "o"
+        colour = "tab:red" if p["key"] in front else ("tab:purple" if p.get("collapsed") else "tab:gray")
+        marker = "*" if p["key"] == summary["baseline"] else ("X" if p.get("collapsed") else "o")
         y, ci = 100 * p["spec"], [100 * c for c in p["spec_ci"]]
         ax.errorbar(p["gen"], y, xerr=err(p["gen"], p["gen_ci"]), yerr=err(y, ci), fmt=marker, color=colour,
-                    ms=12 if marker == "*" else 6, capsize=3, alpha=0.85)
+                    ms={"*": 12, "X": 10}.get(marker, 6), capsize=3, alpha=0.85)
         mark = "†" if p.get("within_noise") and p["key"] in front else ""
         noisy = noisy or bool(mark)
         # neighbours in EX alternate above and below their point, so close points keep readable labels
@@ -74,6 +74,8 @@ def tradeoff_figure(summary: dict[str, Any]) -> Any:
                     fontsize=8)
     if noisy:
         ax.plot([], [], " ", label="† frontier margin within training noise")
+    if any(p.get("collapsed") for p in t["points"]):
+        ax.plot([], [], "X", color="tab:purple", label="collapsed onto one answer (off the frontier)")
     draw_noise_bands(ax, summary)
     for run, pts_ in interpolation_paths(t["points"], summary["baseline"]).items():
         ax.plot([p["gen"] for p in pts_], [100 * p["spec"] for p in pts_], ":", color="tab:blue", lw=1,
