@@ -49,19 +49,21 @@ def pick_under_budget(points: list[dict[str, Any]], max_drop_points: float,
     return max(ok, key=lambda p: (p["spec"], p["gen"])) if ok else None
 
 
-def collapses(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+def collapsed_on(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     """Generality benchmarks on which this model gives one answer and the baseline does not: a collapse that
     fine-tuning caused. Its accuracy there says nothing about knowledge, but losing the ability to answer is
     forgetting, so the point stays on the plane (its composite counts that benchmark at the habit's chance level);
     it is kept off the frontier and out of the pick. When the baseline gives one answer too, the benchmark says
     nothing about any model and the point is left out (:func:`gen_value`)."""
     base = summary["models"].get(summary["baseline"] or "", {}).get("benchmarks", {})
-    out = []
-    for f in summary["generality"]:
-        e, b = m["benchmarks"].get(f), base.get(f)
-        if m["kind"] != "baseline" and e and e["one_answer"] and b and not b["one_answer"]:
-            out.append(f"{summary['benchmarks'].get(f, {}).get('label', f)}: {one_answer_flag(e['one_answer'])}")
-    return out
+    return [f for f in summary["generality"] if m["kind"] != "baseline" and (e := m["benchmarks"].get(f))
+            and e["one_answer"] and (b := base.get(f)) and not b["one_answer"]]
+
+
+def collapses(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """:func:`collapsed_on` in words: ``MMLU: answers 'C' to 97%: ...`` per benchmark."""
+    return [f"{summary['benchmarks'].get(f, {}).get('label', f)}: {one_answer_flag(m['benchmarks'][f]['one_answer'])}"
+            for f in collapsed_on(m, summary)]
 
 
 def gen_value(m: dict[str, Any], summary: dict[str, Any]) -> tuple[float, list[float] | None] | str:
@@ -69,7 +71,7 @@ def gen_value(m: dict[str, Any], summary: dict[str, Any]) -> tuple[float, list[f
     gens = summary["generality"]
     if not gens:
         return "no generality benchmark"
-    collapsed = collapses(m, summary)
+    collapsed = collapsed_on(m, summary)
     for f in gens:
         e = m["benchmarks"].get(f)
         label = summary["benchmarks"].get(f, {}).get("label", f)
@@ -77,7 +79,7 @@ def gen_value(m: dict[str, Any], summary: dict[str, Any]) -> tuple[float, list[f
             return f"no {label}"
         if e["scorer_failure"]:
             return f"{label} scorer failure (below chance)"
-        if e["one_answer"] and not any(c.startswith(f"{label}: ") for c in collapsed):
+        if e["one_answer"] and f not in collapsed:
             return f"{label}: {one_answer_flag(e['one_answer'])}"
     if not summary["composite"]:
         e = m["benchmarks"][gens[0]]
