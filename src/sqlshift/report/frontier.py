@@ -60,18 +60,18 @@ def collapsed_on(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
             and e["one_answer"] and (b := base.get(f)) and not b["one_answer"]]
 
 
-def collapses(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    """:func:`collapsed_on` in words: ``MMLU: answers 'C' to 97%: ...`` per benchmark."""
+def collapse_words(m: dict[str, Any], summary: dict[str, Any], collapsed: list[str]) -> list[str]:
+    """The benchmarks of :func:`collapsed_on` in words: ``MMLU: answers 'C' to 97%: ...`` each."""
     return [f"{summary['benchmarks'].get(f, {}).get('label', f)}: {one_answer_flag(m['benchmarks'][f]['one_answer'])}"
-            for f in collapsed_on(m, summary)]
+            for f in collapsed]
 
 
-def gen_value(m: dict[str, Any], summary: dict[str, Any]) -> tuple[float, list[float] | None] | str:
-    """(generality in points, its CI) of one model, or why it has none."""
+def gen_value(m: dict[str, Any], summary: dict[str, Any], collapsed: list[str]
+              ) -> tuple[float, list[float] | None] | str:
+    """(generality in points, its CI) of one model, or why it has none (``collapsed``: :func:`collapsed_on`)."""
     gens = summary["generality"]
     if not gens:
         return "no generality benchmark"
-    collapsed = collapsed_on(m, summary)
     for f in gens:
         e = m["benchmarks"].get(f)
         label = summary["benchmarks"].get(f, {}).get("label", f)
@@ -113,13 +113,14 @@ def tradeoff(summary: dict[str, Any], max_drop: float) -> tuple[dict[str, Any], 
     points, excluded = [], {}
     for key, m in summary["models"].items():
         e = m["benchmarks"].get(spec) if spec else None
-        g = gen_value(m, summary) if e is not None else f"no {spec or 'specialty benchmark'}"
+        collapsed = collapsed_on(m, summary)
+        g = gen_value(m, summary, collapsed) if e is not None else f"no {spec or 'specialty benchmark'}"
         if isinstance(g, str):
             excluded[key] = g
             continue
         points.append({"key": key, "kind": m["kind"], "run": m["run"], "step": m["step"], "lambda": m["lambda"],
                        "spec": e["accuracy"], "spec_ci": e["ci95"], "gen": g[0], "gen_ci": g[1],
-                       "collapsed": collapses(m, summary)})
+                       "collapsed": collapse_words(m, summary, collapsed)})
     base = find_baseline_point(points, summary["baseline"])
     for p in points:
         p["within_noise"] = within_noise(p, base, summary)
