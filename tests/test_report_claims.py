@@ -334,3 +334,23 @@ def test_checkpoint_curves_include_the_composite_generality(one_letter: Path, tm
     assert plot_curves(s, tmp_path / "curves.png").stat().st_size > 0
     s["composite"] = False
     assert "Generality (composite)" not in [t for t, _, _ in curve_panels(s)]
+
+
+def test_checkpoint_curves_show_the_generality_benchmarks_that_fell_furthest(one_letter: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With more generality benchmarks than panels, the curves show those with the largest drop on any drawn
+    point (where forgetting is), not the first ones listed, and the panel title says they were chosen."""
+    from sqlshift.report import plots
+
+    s = load_summary(one_letter)
+    gen = [f for f in s["generality"] if f]
+    assert s["composite"] and len(gen) == 2
+    monkeypatch.setattr(plots, "MAX_CURVE_PANELS", 3)  # specialty, composite, and room for one of the two
+    last = gen[-1]
+    point = next(m for m in s["models"].values() if m["kind"] == "checkpoint" and last in m["benchmarks"])
+    point["benchmarks"][last]["delta_points"] = -40.0
+    panels = plots.curve_panels(s)
+    shown = [(t, y) for t, y, _ in panels[2:]]
+    assert shown == [("Generality (largest drops)", f"{s['benchmarks'][last]['label']} (%)")]
+    monkeypatch.setattr(plots, "MAX_CURVE_PANELS", 4)
+    assert [t for t, _, _ in plots.curve_panels(s)[2:]] == ["Generality", "Generality"]

@@ -130,7 +130,8 @@ def draw_noise_bands(ax: Any, summary: dict[str, Any]) -> None:
 
 def curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
     """(title, y label, value of a model or None) per panel: the specialty, the composite generality Δ when the
-    study has one (0 for the baseline, by definition), then generality benchmarks, at most MAX_CURVE_PANELS."""
+    study has one (0 for the baseline, by definition), then generality benchmarks, at most MAX_CURVE_PANELS (when
+    not all fit, those with the largest drops, titled so)."""
     def acc(f: str) -> Any:
         return lambda m: 100 * m["benchmarks"][f]["accuracy"] if f in m["benchmarks"] else None
 
@@ -141,8 +142,27 @@ def curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
     if summary.get("composite"):
         panels.append(("Generality (composite)", "composite generality Δ vs baseline (pts)",
                        lambda m: 0.0 if m["kind"] == "baseline" else (m.get("composite") or {}).get("delta_points")))
-    panels += [("Generality", label(f), acc(f)) for f in summary["generality"] if f]
-    return panels[:MAX_CURVE_PANELS]
+    room = MAX_CURVE_PANELS - len(panels)
+    shown = largest_drops(summary, room)
+    every = len(shown) == len([f for f in summary["generality"] if f])
+    title = "Generality" if every else "Generality (largest drops)"
+    panels += [(title, label(f), acc(f)) for f in shown]
+    return panels
+
+
+def largest_drops(summary: dict[str, Any], k: int) -> list[str]:
+    """The k generality benchmarks that fell furthest below the baseline at any point drawn on the curves, in the
+    study's order: with more benchmarks than panels, the ones that show forgetting (e.g. GSM8K after a full
+    fine-tune) rather than the first ones listed."""
+    gen = [f for f in summary["generality"] if f]
+    points = [m for m in summary["models"].values() if m["kind"] in ("checkpoint", "run") and m["step"] is not None]
+
+    def drop(f: str) -> float:
+        deltas = [(m["benchmarks"].get(f) or {}).get("delta_points") for m in points]
+        return min([d for d in deltas if d is not None], default=0.0)
+
+    keep = set(sorted(gen, key=lambda f: (drop(f), gen.index(f)))[:max(k, 0)])
+    return [f for f in gen if f in keep]
 
 
 def plot_curves(summary: dict[str, Any], path: Path) -> Path | None:
