@@ -25,16 +25,21 @@ def one_letter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def test_one_letter_model_is_flagged_and_its_axis_called_uninformative(one_letter: Path) -> None:
+def test_a_model_giving_one_answer_where_the_baseline_does_not_is_flagged_as_collapsed(one_letter: Path) -> None:
+    """The same words wherever the report names it: a collapse (a loss of the ability to answer), not an
+    uninformative axis, and never "no evidence of loss"."""
     s = load_summary(one_letter)
     assert s["models"]["run2"]["benchmarks"]["mmlu"]["one_answer"] == {"option": "A", "share": 1.0}
     assert s["models"]["run1"]["benchmarks"]["mmlu"]["one_answer"] is None
     md = (one_letter / "report.md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| MMLU | run2 |"))
-    assert "answers 'A' to 100%: this axis is uninformative for this model" in row
-    assert "not interpretable: this model gives one answer" in row and "no evidence of loss" not in row
+    row = next(line for line in md.splitlines() if line.startswith("| MMLU | run2 | 25.0% | 60 |"))  # forgetting
+    assert "| collapsed onto one answer: the ability to answer is lost (forgetting), not measured knowledge |" in row
+    assert row.endswith("| answers 'A' to 100% where the baseline does not: collapsed |")
+    assert "uninformative" not in md.split("## Generality")[1].split("## Run against run")[0]
     summary_line = next(line for line in md.splitlines() if line.startswith("run2:"))
-    assert "MMLU 25.0%: answers 'A' to 100%" in summary_line
+    assert "MMLU 25.0% (" in summary_line and "pts): answers 'A' to 100% where the baseline does not" in summary_line
+    habit = next(line for line in md.splitlines() if line.startswith("| MMLU | run2 | 25.0%"))
+    assert habit.rstrip(" |").endswith("where the baseline does not: collapsed")
 
 
 def test_a_model_that_collapsed_where_the_baseline_did_not_stays_on_the_plane_off_the_frontier(
@@ -44,7 +49,7 @@ def test_a_model_that_collapsed_where_the_baseline_did_not_stays_on_the_plane_of
     s = load_summary(one_letter)
     t = s["tradeoff"]
     point = next(p for p in t["points"] if p["key"] == "run2")
-    assert point["collapsed"] == ["MMLU: answers 'A' to 100%: this axis is uninformative for this model"]
+    assert point["collapsed"] == ["MMLU: answers 'A' to 100% where the baseline does not: collapsed"]
     assert "run2" not in t["excluded"] and "run2" not in t["frontier"] and s["budget"]["pick"] != "run2"
     assert point["gen"] == pytest.approx(s["models"]["run2"]["composite"]["delta_points"])
     assert all(p["collapsed"] == [] for p in t["points"] if p["key"] != "run2")
@@ -57,10 +62,14 @@ def test_a_model_that_collapsed_where_the_baseline_did_not_stays_on_the_plane_of
 def test_a_one_letter_baseline_makes_every_comparison_uninterpretable(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     write_mmlu(run / "models" / "baseline", 0, preds="B")
+    write_mmlu(run / "models" / "run2", 0, preds="A")  # one answer beside a one-answer baseline: no collapse
     build_report(run)
     md = (run / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| MMLU | run1 |"))
     assert "not interpretable: the baseline answers 'B' to 100%" in row
+    row = next(line for line in md.splitlines() if line.startswith("| MMLU | run2 |"))
+    assert "not interpretable: this model gives one answer" in row
+    assert "answers 'A' to 100%: this axis is uninformative for this model" in row and "collapsed" not in row
     assert "baseline" in load_summary(run)["tradeoff"]["excluded"]
 
 

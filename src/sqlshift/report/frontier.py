@@ -62,7 +62,8 @@ def collapsed_on(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
 
 def collapse_words(m: dict[str, Any], summary: dict[str, Any], collapsed: list[str]) -> list[str]:
     """The benchmarks of :func:`collapsed_on` in words: ``MMLU: answers 'C' to 97%: ...`` each."""
-    return [f"{summary['benchmarks'].get(f, {}).get('label', f)}: {one_answer_flag(m['benchmarks'][f]['one_answer'])}"
+    return [f"{summary['benchmarks'].get(f, {}).get('label', f)}: "
+            f"{one_answer_flag(m['benchmarks'][f]['one_answer'], collapse=True)}"
             for f in collapsed]
 
 

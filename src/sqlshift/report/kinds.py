@@ -112,6 +112,8 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
     """Per multiple-choice benchmark and model: the most frequent answer, its share, chance, the flag."""
     rows, classes = [], []
     for f in study.folders():
+        base = study.baseline.benches.get(f) if study.baseline else None
+        base_flag = one_answer(base) if base is not None else None
         for m in study.models:
             b = m.benches.get(f)
             if b is None or b.kind != "multiple_choice":
@@ -122,7 +124,7 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
             flag = one_answer(b)
             rows.append([label(summary, f), m.key, pct(b.accuracy), pct(b.metrics.get("chance")),
                          option_name(top[0], b.metrics.get("option_labels")) if top else DASH, pct(int(top[1]) / total) if top and total else DASH,
-                         one_answer_flag(flag) or DASH])
+                         one_answer_flag(flag, base is not None and b is not base and not base_flag) or DASH])
             classes.append("failure" if flag else "")
     if not rows:
         return None

@@ -15,7 +15,8 @@ from sqlshift.report.load import Study
 from sqlshift.report.render import Section, Table
 from sqlshift.report.same_items import same_items_table
 from sqlshift.report.stats import pct, pts, pval
-from sqlshift.report.words import compare_words, composite_words, generality_words, one_answer_flag, uninformative
+from sqlshift.report.words import (collapsed, compare_words, composite_words, generality_words, one_answer_flag,
+                                   uninformative)
 
 
 def generality_clause(summary: dict[str, Any], m: dict[str, Any], folder: str) -> str | None:
@@ -26,9 +27,12 @@ def generality_clause(summary: dict[str, Any], m: dict[str, Any], folder: str) -
     name = tables.label(summary, folder)
     if e["scorer_failure"]:
         return f"{name} below chance (p={pval(e['below_chance_p'])}): scorer failure, not forgetting"
+    base = tables.base_entry(summary, folder)
+    if collapsed(e, base):
+        return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts): {one_answer_flag(e['one_answer'], True)}"
     if e["one_answer"]:
         return f"{name} {pct(e['accuracy'])}: {one_answer_flag(e['one_answer'])}"
-    if (why := uninformative(e, tables.base_entry(summary, folder))) is not None:
+    if (why := uninformative(e, base)) is not None:
         return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts, {why})"
     return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts, {generality_words(e['vs_baseline'])})"
 

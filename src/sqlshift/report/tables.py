@@ -10,8 +10,8 @@ from typing import Any
 from sqlshift.report.load import Study
 from sqlshift.report.render import Table
 from sqlshift.report.stats import DASH, acc_ci, fmt_ci, pct, pts, pval
-from sqlshift.report.words import (CI_METHOD, compare_words, composite_words, generality_words, one_answer_flag,
-                                   uninformative)
+from sqlshift.report.words import (CI_METHOD, collapsed, compare_words, composite_words, generality_words,
+                                   one_answer_flag, uninformative)
 
 DELTA_NOTE = (f"Δ in points vs the baseline; its 95% CI is {CI_METHOD}; p is the exact McNemar test on the "
               "items both models answered (matched by id). Accuracy CIs are Wilson intervals.")
@@ -43,15 +43,14 @@ def delta_cells(e: dict[str, Any]) -> list[str]:
 
 def benchmark_table(summary: dict[str, Any], folder: str) -> Table | None:
     """One benchmark, one row per model: accuracy, n, CI, Δ vs baseline with its paired CI and test."""
-    rows = []
+    rows, base = [], base_entry(summary, folder)
     for key, m in summary["models"].items():
         e = m["benchmarks"].get(folder)
         if e is None:
             continue
-        reading = (uninformative(e, base_entry(summary, folder)) or compare_words(e["vs_baseline"])
-                   if e["vs_baseline"] else DASH)
+        reading = uninformative(e, base) or compare_words(e["vs_baseline"]) if e["vs_baseline"] else DASH
         rows.append([key, pct(e["accuracy"]), f"{e['n_correct']}/{e['n']}", fmt_ci(e["ci95"]), *delta_cells(e),
-                     reading, one_answer_flag(e["one_answer"]) or DASH])
+                     reading, one_answer_flag(e["one_answer"], collapsed(e, base)) or DASH])
     if not rows:
         return None
     cols = ["Model", "Accuracy", "correct/n", "95% CI", "Δ vs baseline (pts)", "95% CI of Δ", "McNemar p",
@@ -83,7 +82,7 @@ def forgetting_table(summary: dict[str, Any]) -> Table | None:
             e = m["benchmarks"].get(f)
             if e is None:
                 continue
-            flag = one_answer_flag(e["one_answer"])
+            flag = one_answer_flag(e["one_answer"], collapsed(e, base_entry(summary, f)))
             if e["scorer_failure"]:
                 flag = f"SCORER FAILURE: below chance (p={pval(e['below_chance_p'])}), not forgetting"
             reading = (uninformative(e, base_entry(summary, f)) or generality_words(e["vs_baseline"])
@@ -95,7 +94,8 @@ def forgetting_table(summary: dict[str, Any]) -> Table | None:
         return None
     cols = ["Benchmark", "Model", "Accuracy", "n", "95% CI", "Δ vs baseline (pts)", "95% CI of Δ", "McNemar p",
             "Reading", "Flag"]
-    flag_note = " A model that gives one answer to ≥ 90% of items is flagged: that benchmark then says nothing about it."
+    flag_note = (" A model that gives one answer to ≥ 90% of items is flagged: where the baseline does not, it"
+                 " collapsed (it lost the ability to answer); where the baseline does too, the benchmark says nothing.")
     if not compared(summary, folders_on(summary, "generality")):
         return Table("Generality scores", *scores_only(cols, rows, 5), note=ALONE_NOTE + flag_note,
                      row_classes=classes)

@@ -81,8 +81,17 @@ def one_answer(b: BenchResult) -> dict[str, Any] | None:
     return None
 
 
+def collapsed(e: dict[str, Any], base: dict[str, Any] | None) -> bool:
+    """The model gives one answer where the baseline does not: fine-tuning broke its answering. That is forgetting
+    (of the ability to answer), though the accuracy then no longer measures knowledge."""
+    return bool(e.get("one_answer")) and base is not None and base is not e and not base.get("one_answer")
+
+
 def uninformative(e: dict[str, Any], base: dict[str, Any] | None) -> str | None:
-    """Why a comparison on this benchmark cannot be read, when the model or the baseline gives one answer."""
+    """Why a comparison on this benchmark cannot be read as a knowledge change: the model collapsed onto one answer
+    (itself a loss), or it or the baseline gives one answer anyway."""
+    if collapsed(e, base):
+        return "collapsed onto one answer: the ability to answer is lost (forgetting), not measured knowledge"
     if e.get("one_answer"):
         return "not interpretable: this model gives one answer"
     if base is not None and base is not e and base.get("one_answer"):
@@ -91,8 +100,11 @@ def uninformative(e: dict[str, Any], base: dict[str, Any] | None) -> str | None:
     return None
 
 
-def one_answer_flag(flag: dict[str, Any] | None) -> str:
-    """``answers 'A' to 100%: this axis is uninformative for this model``."""
+def one_answer_flag(flag: dict[str, Any] | None, collapse: bool = False) -> str:
+    """``answers 'A' to 100%: this axis is uninformative for this model``, or, where the baseline does not give one
+    answer (:func:`collapsed`), ``answers 'A' to 100% where the baseline does not: collapsed``."""
     if not flag:
         return ""
-    return f"answers '{flag['option']}' to {100 * flag['share']:.0f}%: this axis is uninformative for this model"
+    habit = f"answers '{flag['option']}' to {100 * flag['share']:.0f}%"
+    return f"{habit} where the baseline does not: collapsed" if collapse else \
+        f"{habit}: this axis is uninformative for this model"
