@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlshift.report.render import Table
 from sqlshift.report.stats import DASH, fmt_ci, pct, pts
-from sqlshift.report.words import one_answer_flag
+from sqlshift.report.words import collapsed as entry_collapsed, one_answer_flag
 
 EPS = 1e-9
 
@@ -56,8 +56,8 @@ def collapsed_on(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     it is kept off the frontier and out of the pick. When the baseline gives one answer too, the benchmark says
     nothing about any model and the point is left out (:func:`gen_value`)."""
     base = summary["models"].get(summary["baseline"] or "", {}).get("benchmarks", {})
-    return [f for f in summary["generality"] if m["kind"] != "baseline" and (e := m["benchmarks"].get(f))
-            and e["one_answer"] and (b := base.get(f)) and not b["one_answer"]]
+    return [f for f in summary["generality"]
+            if m["kind"] != "baseline" and (e := m["benchmarks"].get(f)) and entry_collapsed(e, base.get(f))]
 
 
 def collapse_words(m: dict[str, Any], summary: dict[str, Any], collapsed: list[str]) -> list[str]:
