@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlshift.report.render import Table
 from sqlshift.report.stats import DASH, fmt_ci, pct, pts
+from sqlshift.report.tables import base_entry
 from sqlshift.report.words import collapsed as entry_collapsed, one_answer_flag
 
 EPS = 1e-9
@@ -55,9 +56,8 @@ def collapsed_on(m: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     forgetting, so the point stays on the plane (its composite counts that benchmark at the habit's chance level);
     it is kept off the frontier and out of the pick. When the baseline gives one answer too, the benchmark says
     nothing about any model and the point is left out (:func:`gen_value`)."""
-    base = summary["models"].get(summary["baseline"] or "", {}).get("benchmarks", {})
     return [f for f in summary["generality"]
-            if m["kind"] != "baseline" and (e := m["benchmarks"].get(f)) and entry_collapsed(e, base.get(f))]
+            if m["kind"] != "baseline" and (e := m["benchmarks"].get(f)) and entry_collapsed(e, base_entry(summary, f))]
 
 
 def collapse_words(m: dict[str, Any], summary: dict[str, Any], collapsed: list[str]) -> list[str]:

@@ -13,8 +13,8 @@ from sqlshift.stats import accuracy_summary
 from sqlshift.report.load import BenchResult, Model, Study
 from sqlshift.report.render import Table
 from sqlshift.report.stats import ALPHA, DASH, acc_ci, fmt_ci, pct, pts, pval, paired_test
-from sqlshift.report.tables import label
-from sqlshift.report.words import compare_words, one_answer, one_answer_flag, option_name
+from sqlshift.report.tables import base_entry, label
+from sqlshift.report.words import collapsed, compare_words, one_answer, one_answer_flag, option_name
 
 SECONDARY = ("headline", "accuracy_raw", "accuracy_norm", "prior_corrected_accuracy", "interaction_accuracy",
              "prompt_level_strict", "prompt_level_loose", "inst_level_strict", "inst_level_loose")
@@ -112,8 +112,6 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
     """Per multiple-choice benchmark and model: the most frequent answer, its share, chance, the flag."""
     rows, classes = [], []
     for f in study.folders():
-        base = study.baseline.benches.get(f) if study.baseline else None
-        base_flag = one_answer(base) if base is not None else None
         for m in study.models:
             b = m.benches.get(f)
             if b is None or b.kind != "multiple_choice":
@@ -124,7 +122,8 @@ def habit_table(study: Study, summary: dict[str, Any]) -> Table | None:
             flag = one_answer(b)
             rows.append([label(summary, f), m.key, pct(b.accuracy), pct(b.metrics.get("chance")),
                          option_name(top[0], b.metrics.get("option_labels")) if top else DASH, pct(int(top[1]) / total) if top and total else DASH,
-                         one_answer_flag(flag, base is not None and b is not base and not base_flag) or DASH])
+                         one_answer_flag(flag, collapsed(summary["models"][m.key]["benchmarks"][f],
+                                                         base_entry(summary, f))) or DASH])
             classes.append("failure" if flag else "")
     if not rows:
         return None

@@ -142,26 +142,23 @@ def curve_panels(summary: dict[str, Any]) -> list[tuple[str, str, Any]]:
     if summary.get("composite"):
         panels.append(("Generality (composite)", "composite generality Δ vs baseline (pts)",
                        lambda m: 0.0 if m["kind"] == "baseline" else (m.get("composite") or {}).get("delta_points")))
-    room = MAX_CURVE_PANELS - len(panels)
-    shown = largest_drops(summary, room)
-    every = len(shown) == len([f for f in summary["generality"] if f])
-    title = "Generality" if every else "Generality (largest drops)"
-    panels += [(title, label(f), acc(f)) for f in shown]
+    gen, room = [f for f in summary["generality"] if f], MAX_CURVE_PANELS - len(panels)
+    title = "Generality" if len(gen) <= room else "Generality (largest drops)"
+    panels += [(title, label(f), acc(f)) for f in largest_drops(summary, gen, room)]
     return panels
 
 
-def largest_drops(summary: dict[str, Any], k: int) -> list[str]:
-    """The k generality benchmarks that fell furthest below the baseline at any point drawn on the curves, in the
+def largest_drops(summary: dict[str, Any], gen: list[str], k: int) -> list[str]:
+    """The k benchmarks of ``gen`` that fell furthest below the baseline at any point drawn on the curves, in the
     study's order: with more benchmarks than panels, the ones that show forgetting (e.g. GSM8K after a full
     fine-tune) rather than the first ones listed."""
-    gen = [f for f in summary["generality"] if f]
     points = [m for m in summary["models"].values() if m["kind"] in ("checkpoint", "run") and m["step"] is not None]
 
     def drop(f: str) -> float:
         deltas = [(m["benchmarks"].get(f) or {}).get("delta_points") for m in points]
         return min([d for d in deltas if d is not None], default=0.0)
 
-    keep = set(sorted(gen, key=lambda f: (drop(f), gen.index(f)))[:max(k, 0)])
+    keep = set(sorted(gen, key=drop)[:max(k, 0)])  # a stable sort: ties keep the study's order
     return [f for f in gen if f in keep]
 
 

@@ -29,7 +29,8 @@ def generality_clause(summary: dict[str, Any], m: dict[str, Any], folder: str) -
         return f"{name} below chance (p={pval(e['below_chance_p'])}): scorer failure, not forgetting"
     base = tables.base_entry(summary, folder)
     if collapsed(e, base):
-        return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts): {one_answer_flag(e['one_answer'], True)}"
+        flag = one_answer_flag(e["one_answer"], collapse=True)
+        return f"{name} {pct(e['accuracy'])} ({pts(e['delta_points'])} pts): {flag}"
     if e["one_answer"]:
         return f"{name} {pct(e['accuracy'])}: {one_answer_flag(e['one_answer'])}"
     if (why := uninformative(e, base)) is not None:

@@ -82,11 +82,11 @@ def forgetting_table(summary: dict[str, Any]) -> Table | None:
             e = m["benchmarks"].get(f)
             if e is None:
                 continue
-            flag = one_answer_flag(e["one_answer"], collapsed(e, base_entry(summary, f)))
+            base = base_entry(summary, f)
+            flag = one_answer_flag(e["one_answer"], collapsed(e, base))
             if e["scorer_failure"]:
                 flag = f"SCORER FAILURE: below chance (p={pval(e['below_chance_p'])}), not forgetting"
-            reading = (uninformative(e, base_entry(summary, f)) or generality_words(e["vs_baseline"])
-                       if e["vs_baseline"] else DASH)
+            reading = uninformative(e, base) or generality_words(e["vs_baseline"]) if e["vs_baseline"] else DASH
             rows.append([label(summary, f), key, pct(e["accuracy"]), str(e["n"]), fmt_ci(e["ci95"]), *delta_cells(e),
                          reading, flag or DASH])
             classes.append("failure" if flag else "")
